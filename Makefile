@@ -1,0 +1,64 @@
+# GreenShard — `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOTSTRAP ?= python3
+VENV ?= .venv
+PY ?= $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create .venv with GreenShard and its dev tools (pinned by constraints.txt).
+
+.PHONY: lint
+lint: venv ## ruff, mypy (strict) and the import-linter layer contracts.
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+.PHONY: fmt
+fmt: venv ## Format and autofix with ruff.
+	$(VENV)/bin/ruff format operator tests
+	$(VENV)/bin/ruff check --fix operator tests
+
+.PHONY: test-unit
+test-unit: venv ## Fast unit tests only.
+	$(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
+
+.PHONY: test
+test: venv lint tools ## The whole suite: lint, unit, slow (qsim) and e2e (local control plane).
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+##@ Try it
+
+.PHONY: plan-example
+plan-example: venv ## Plan the example deployment with `greenshard plan` (no cluster needed).
+	$(VENV)/bin/greenshard plan -f crds/samples/llama-70b.yaml --nodes examples/nodes.yaml \
+	  --profile crds/samples/gridprofile.yaml --hour 12
+
+.PHONY: demo
+demo: venv tools ## Build the tools, start the local cluster and plan against its real nodes.
+	hack/demo.sh
+
+.PHONY: bench
+bench: venv ## QAOA and classical solver benchmark (prints a table).
+	$(VENV)/bin/greenshard bench
+
+-include hack/tools.mk

@@ -1,0 +1,26 @@
+# Local control plane targets, included from the top-level Makefile.
+# Binaries go to hack/bin/, cluster state to hack/.state/cluster/
+# (GREENSHARD_CLUSTER_DIR overrides it).  Versions: hack/versions.env.
+#   make cluster-up CLUSTER_NODES=500               500 generated KWOK nodes
+#   make cluster-up CLUSTER_NODES_FILE=nodes.yaml   nodes from a NodeList YAML
+
+CLUSTER_NODES_FILE ?=
+CLUSTER_NODES ?=
+CLUSTER_UP_ARGS = $(if $(CLUSTER_NODES_FILE),--nodes-file $(CLUSTER_NODES_FILE)) \
+	$(if $(CLUSTER_NODES),--nodes $(CLUSTER_NODES))
+
+##@ Local cluster
+
+.PHONY: tools cluster-up cluster-down cluster-status
+
+tools: ## Build etcd, kube-apiserver/-controller-manager/-scheduler, kwok, kwokctl, helm (once).
+	bash hack/build-tools.sh
+
+cluster-up: tools ## Start the local control plane with KWOK nodes (CLUSTER_NODES=N, CLUSTER_NODES_FILE=f).
+	bash hack/cluster.sh up $(CLUSTER_UP_ARGS)
+
+cluster-down: ## Stop the local control plane; no process is left behind.
+	bash hack/cluster.sh down
+
+cluster-status: ## Show the local control plane's components, nodes and kubeconfig.
+	@bash hack/cluster.sh status || true

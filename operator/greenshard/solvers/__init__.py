@@ -1,0 +1,87 @@
+"""Solvers: one protocol (:class:`base.Solver`), picked by name with :func:`make_solver`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from greenshard import hamiltonian, model
+from greenshard.solvers import base, classical, exact, qaoa
+
+ALGORITHMS = ("auto", "qaoa", "exact", "genetic", "anneal")
+DEFAULT_MAX_QUBITS = 20
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    algorithm: str = "auto"
+    depth: int = 3
+    shots: int = 2048
+    seed: int = 0
+    max_qubits: int = DEFAULT_MAX_QUBITS
+    backend: str = "qsim"
+    optimizer: str = "cobyla"
+    max_evaluations: int = 60
+
+
+@dataclass
+class AutoSolver:
+    """QAOA while the encoding fits in ``max_qubits``, the exact solver beyond; says why."""
+
+    config: SolverConfig
+    name: str = "auto"
+
+    def solve(self, problem: model.Problem) -> base.Solution:
+        qubits = hamiltonian.qubit_count(problem.num_shards, problem.num_pools)
+        if problem.num_pools == 1:
+            reason = "one candidate pool: nothing to optimise"
+        elif qubits > self.config.max_qubits:
+            reason = (
+                f"{qubits} qubits exceed maxQubits={self.config.max_qubits}; solved exactly instead"
+            )
+        else:
+            solution = _qaoa(self.config).solve(problem)
+            return replace(
+                solution,
+                solver="auto",
+                details={
+                    **solution.details,
+                    "reason": f"{qubits} qubits within maxQubits={self.config.max_qubits}: QAOA",
+                },
+            )
+        start = time.perf_counter()
+        solution = exact.ExactSolver().solve(problem)
+        return replace(
+            solution,
+            solver="auto",
+            qubits=qubits,
+            wall_seconds=time.perf_counter() - start,
+            details={**solution.details, "reason": reason},
+        )
+
+
+def _qaoa(config: SolverConfig) -> qaoa.QAOASolver:
+    return qaoa.QAOASolver(
+        qaoa.QAOAOptions(
+            depth=config.depth,
+            shots=config.shots,
+            seed=config.seed,
+            backend=config.backend,
+            optimizer=config.optimizer,
+            max_evaluations=config.max_evaluations,
+        )
+    )
+
+
+def make_solver(config: SolverConfig) -> base.Solver:
+    if config.algorithm == "auto":
+        return AutoSolver(config)
+    if config.algorithm == "qaoa":
+        return _qaoa(config)
+    if config.algorithm == "exact":
+        return exact.ExactSolver()
+    if config.algorithm == "genetic":
+        return classical.GeneticSolver(seed=config.seed)
+    if config.algorithm == "anneal":
+        return classical.AnnealSolver(seed=config.seed)
+    raise ValueError(f"unknown solver {config.algorithm!r}; use one of {', '.join(ALGORITHMS)}")

@@ -1,0 +1,363 @@
+"""The exact oracle: every other solver is checked against it.
+
+Three proofs of optimality, picked by size:
+
+* ``bruteforce``: every placement scored at once with numpy, while K**S fits;
+* ``branch-and-bound``: depth-first in lexicographic order, pruned by an exact dynamic-programming
+  bound (the optimum of the chain ignoring memory, with the hop budget as a DP dimension);
+* ``milp``: HiGHS through ``scipy.optimize.milp`` (relative MIP gap 1e-9) proves the optimum
+  where memory is tight and the DP bound is weak; the tie rule is then applied by fixing shards
+  one at a time to the smallest pool index that keeps the optimum.
+
+All three return the least-emissions feasible placement, ties to the lexicographically smallest
+sequence of pool indices (cost-model.md).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import lil_matrix
+
+from greenshard import model
+from greenshard.errors import InfeasibleError
+from greenshard.solvers import base
+
+BRUTE_FORCE_LIMIT = 1 << 20  # placements scored at once (memory ~ 40 bytes each)
+NODE_BUDGET = 200_000  # branch-and-bound nodes (about a second) before the MILP takes over
+
+
+class _BudgetExceededError(Exception):
+    pass
+
+
+@dataclass
+class ExactSolver:
+    """The oracle. ``method``: auto | bruteforce | branch-and-bound | milp."""
+
+    method: str = "auto"
+    name: str = "exact"
+    node_budget: int = NODE_BUDGET
+
+    def solve(self, problem: model.Problem) -> base.Solution:
+        start = time.perf_counter()
+        size = problem.num_pools**problem.num_shards
+        method = self.method
+        if method == "auto":
+            method = "bruteforce" if size <= BRUTE_FORCE_LIMIT else "branch-and-bound"
+        evaluations = 0
+        if method == "bruteforce":
+            placement, evaluations = brute_force(problem)
+        elif method == "milp":
+            placement, evaluations = milp_lexicographic(problem)
+        else:
+            try:
+                placement, evaluations = branch_and_bound(problem, None, budget=self.node_budget)
+            except _BudgetExceededError:
+                method = "milp"
+                placement, evaluations = milp_lexicographic(problem)
+        solution = base.make_solution(
+            problem,
+            placement,
+            f"exact-{method}",
+            self.name,
+            evaluations=evaluations,
+            wall_seconds=time.perf_counter() - start,
+        )
+        return solution.verified_against(solution)
+
+
+def solve_exact(problem: model.Problem) -> base.Solution:
+    return ExactSolver().solve(problem)
+
+
+def _infeasible(problem: model.Problem) -> InfeasibleError:
+    total = sum(s.layers for s in problem.shards)
+    caps = ", ".join(f"{p.key}: {p.capacity_bytes / 2**30:.1f} GiB" for p in problem.pools)
+    need = total * problem.layer_bytes / 2**30
+    hops = ""
+    if problem.max_region_hops is not None:
+        hops = f" with at most {problem.max_region_hops} region hops"
+    return InfeasibleError(
+        f"no feasible placement: the shards need {need:.1f} GiB of accelerator memory in all "
+        f"(replicas included){hops}; pools hold {caps}. Add nodes, lower "
+        "spec.sharding.replicas, use a smaller dtype, or raise spec.placement.maxRegionHops"
+    )
+
+
+# ------------------------------------------------------------------------------ brute force
+
+
+def all_placements_cost(
+    problem: model.Problem,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Emissions and feasibility of every placement, in lexicographic order of pool indices."""
+    s_count, k_count = problem.num_shards, problem.num_pools
+    layers = problem.demand_layers
+    regions = problem.region_of_pool
+    cost = problem.compute[0].copy()
+    last = np.arange(k_count)
+    loads = np.zeros((k_count, k_count), dtype=np.int32)  # loads[k][placement]
+    loads[np.arange(k_count), np.arange(k_count)] = layers[0]
+    hops = np.zeros(k_count, dtype=np.int16)
+    for s in range(1, s_count):
+        cost = (cost[:, None] + problem.link[last] + problem.compute[s][None, :]).ravel()
+        change = (regions[last][:, None] != regions[None, :]).astype(np.int16)
+        hops = (hops[:, None] + change).ravel()
+        new_loads = np.repeat(loads, k_count, axis=1)
+        pick = np.tile(np.arange(k_count), last.size)
+        new_loads[pick, np.arange(pick.size)] += layers[s]
+        loads = new_loads
+        last = pick
+    ok = np.all(loads <= problem.capacity_layers[:, None], axis=0)
+    if problem.max_region_hops is not None:
+        ok &= hops <= problem.max_region_hops
+    return cost, ok
+
+
+def index_to_placement(index: int, num_shards: int, num_pools: int) -> tuple[int, ...]:
+    digits = []
+    for _ in range(num_shards):
+        index, digit = divmod(index, num_pools)
+        digits.append(digit)
+    return tuple(reversed(digits))
+
+
+def brute_force(problem: model.Problem) -> tuple[tuple[int, ...], int]:
+    size = problem.num_pools**problem.num_shards
+    if size > BRUTE_FORCE_LIMIT:
+        raise ValueError(
+            f"brute force over {size} placements exceeds {BRUTE_FORCE_LIMIT}; "
+            "use branch-and-bound or milp"
+        )
+    cost, ok = all_placements_cost(problem)
+    if not ok.any():
+        raise _infeasible(problem)
+    best = float(cost[ok].min())
+    tied = ok & (cost <= best + model.TIE_RTOL * abs(best))
+    index = int(np.argmax(tied))  # first in lexicographic order
+    return index_to_placement(index, problem.num_shards, problem.num_pools), int(cost.size)
+
+
+# ------------------------------------------------------------------------- branch and bound
+
+
+def _to_go_bounds(problem: model.Problem) -> npt.NDArray[np.float64]:
+    """after[s, k, h]: least cost of shards s+1.. plus the links from s, given k_s = k and at
+    most h region hops left (memory ignored, so a lower bound that is exact when memory is slack).
+    """
+    s_count, k_count = problem.num_shards, problem.num_pools
+    h_count = (problem.max_region_hops if problem.max_region_hops is not None else s_count) + 1
+    h_count = min(h_count, s_count)  # more hops than boundaries never matter
+    change = (problem.region_of_pool[:, None] != problem.region_of_pool[None, :]).astype(int)
+    inf = np.inf
+    # value[k, h]: cost of shards s.. given k_s = k, h hops left
+    value = np.repeat(problem.compute[s_count - 1][:, None], h_count, axis=1)
+    after = np.full((s_count, k_count, h_count), inf)
+    after[s_count - 1] = 0.0
+    for s in range(s_count - 2, -1, -1):
+        # after[s, k, h] = min_k' link[k,k'] + value[k', h - change[k,k']]
+        shifted = np.full_like(value, inf)  # shifted[k', h] = value[k', h - 1]
+        shifted[:, 1:] = value[:, :-1]
+        cand = np.where(change[:, :, None] == 1, shifted[None, :, :], value[None, :, :])
+        after[s] = (cand + problem.link[:, :, None]).min(axis=1)
+        value = problem.compute[s][:, None] + after[s]
+    return after
+
+
+def branch_and_bound(
+    problem: model.Problem, incumbent: tuple[int, ...] | None, budget: int | None
+) -> tuple[tuple[int, ...], int]:
+    """Exact optimum by lexicographic depth-first search. An incumbent (e.g. from the MILP)
+    only sharpens pruning; ties still go to the lexicographically smallest placement."""
+    s_count, k_count = problem.num_shards, problem.num_pools
+    after = _to_go_bounds(problem)
+    h_cap = after.shape[2] - 1
+    max_hops = problem.max_region_hops if problem.max_region_hops is not None else s_count
+    compute = problem.compute.tolist()
+    link = problem.link.tolist()
+    regions = problem.region_of_pool.tolist()
+    layers = problem.demand_layers.tolist()
+    room = problem.capacity_layers.astype(np.int64).tolist()
+    after_l = after.tolist()
+
+    best_cost = np.inf
+    best: tuple[int, ...] | None = None
+    from_dfs = False
+    if incumbent is not None and model.feasible(problem, incumbent):
+        best, best_cost = tuple(incumbent), model.emissions(problem, incumbent)
+    nodes = 0
+    path: list[int] = []
+
+    def threshold() -> float:
+        # Before DFS has produced a leaf, a tie with an external incumbent may still be
+        # lexicographically smaller, so ties are kept; after, only strict improvements.
+        tol = model.TIE_RTOL * abs(best_cost)
+        if from_dfs or best is None or tuple(path) > best[: len(path)]:
+            return best_cost - tol
+        return best_cost + tol
+
+    def visit(s: int, prev: int, cost: float, hops_used: int) -> None:
+        nonlocal nodes, best, best_cost, from_dfs
+        for k in range(k_count):
+            if layers[s] > room[k]:
+                continue
+            hops = hops_used
+            c = cost + compute[s][k]
+            if s > 0:
+                c += link[prev][k]
+                if regions[prev] != regions[k]:
+                    hops += 1
+                    if hops > max_hops:
+                        continue
+            left = min(max_hops - hops, h_cap)
+            path.append(k)
+            if best is None or c + after_l[s][k][left] <= threshold():
+                nodes += 1
+                if budget is not None and nodes > budget:
+                    raise _BudgetExceededError
+                if s == s_count - 1:
+                    best, best_cost, from_dfs = tuple(path), c, True
+                else:
+                    room[k] -= layers[s]
+                    visit(s + 1, k, c, hops)
+                    room[k] += layers[s]
+            path.pop()
+
+    visit(0, -1, 0.0, 0)
+    if best is None:
+        raise _infeasible(problem)
+    return best, nodes
+
+
+# ----------------------------------------------------------------------------------- MILP
+
+
+class _Milp:
+    """x[s,k] binary (shard s on pool k), y[s,k,k'] continuous boundary flows (integral given x)."""
+
+    def __init__(self, problem: model.Problem) -> None:
+        self.problem = problem
+        s_count, k_count = problem.num_shards, problem.num_pools
+        self.nx = s_count * k_count
+        ny = max(s_count - 1, 0) * k_count * k_count
+        self.c = np.concatenate(
+            [problem.compute.ravel(), np.tile(problem.link.ravel(), max(s_count - 1, 0))]
+        )
+        rows: list[tuple[dict[int, float], float, float]] = []
+        for s in range(s_count):
+            rows.append(({self.xi(s, k): 1.0 for k in range(k_count)}, 1.0, 1.0))
+        for s in range(s_count - 1):
+            for k in range(k_count):
+                out = {self.yi(s, k, k2): 1.0 for k2 in range(k_count)}
+                out[self.xi(s, k)] = -1.0
+                rows.append((out, 0.0, 0.0))
+                inn = {self.yi(s, k1, k): 1.0 for k1 in range(k_count)}
+                inn[self.xi(s + 1, k)] = -1.0
+                rows.append((inn, 0.0, 0.0))
+        for k in range(k_count):
+            rows.append(
+                (
+                    {self.xi(s, k): float(problem.shards[s].layers) for s in range(s_count)},
+                    -np.inf,
+                    float(problem.capacity_layers[k]),
+                )
+            )
+        if problem.max_region_hops is not None and s_count > 1:
+            regions = problem.region_of_pool
+            hop_row = {
+                self.yi(s, k, k2): 1.0
+                for s in range(s_count - 1)
+                for k in range(k_count)
+                for k2 in range(k_count)
+                if regions[k] != regions[k2]
+            }
+            if hop_row:
+                rows.append((hop_row, -np.inf, float(problem.max_region_hops)))
+        rows.append(({j: float(v) for j, v in enumerate(self.c) if v}, -np.inf, np.inf))
+        rows.append(({}, -np.inf, np.inf))  # "differs from a placement" row, set by run()
+        a = lil_matrix((len(rows), self.nx + ny))
+        self.lo = np.empty(len(rows))
+        self.hi = np.empty(len(rows))
+        for r, (coefs, low, high) in enumerate(rows):
+            for j, v in coefs.items():
+                a[r, j] = v
+            self.lo[r], self.hi[r] = low, high
+        self.a = a.tocsr()
+        self.integrality = np.concatenate([np.ones(self.nx), np.zeros(ny)])
+        self.solves = 0
+
+    def xi(self, s: int, k: int) -> int:
+        return s * self.problem.num_pools + k
+
+    def yi(self, s: int, k: int, k2: int) -> int:
+        k_count = self.problem.num_pools
+        return self.nx + (s * k_count + k) * k_count + k2
+
+    def run(
+        self,
+        objective: npt.NDArray[np.float64],
+        cost_cap: float,
+        lower: npt.NDArray[np.float64],
+        upper: npt.NDArray[np.float64],
+        differ_from: tuple[int, ...] | None = None,
+    ) -> tuple[int, ...] | None:
+        """Minimise ``objective`` with total emissions <= cost_cap, optionally excluding one
+        placement (at least one shard elsewhere)."""
+        self.hi[-2] = cost_cap
+        a = self.a
+        if differ_from is not None:
+            a = self.a.tolil()
+            for s, k in enumerate(differ_from):
+                a[a.shape[0] - 1, self.xi(s, k)] = 1.0
+            a = a.tocsr()
+            self.hi[-1] = len(differ_from) - 1
+        else:
+            self.hi[-1] = np.inf
+        self.solves += 1
+        result = milp(
+            objective,
+            constraints=LinearConstraint(a, self.lo, self.hi),
+            integrality=self.integrality,
+            bounds=Bounds(lower, upper),
+            options={"mip_rel_gap": 1e-9, "presolve": True},
+        )
+        if result.x is None:
+            return None
+        x = result.x[: self.nx].reshape(self.problem.num_shards, self.problem.num_pools)
+        return tuple(int(k) for k in x.argmax(axis=1))
+
+
+def milp_lexicographic(problem: model.Problem) -> tuple[tuple[int, ...], int]:
+    """The MILP optimum, then each shard in turn moved to the smallest pool index that still
+    reaches the optimum (within the tie tolerance): the cost-model tie rule."""
+    m = _Milp(problem)
+    lower = np.zeros(m.c.size)
+    upper = np.ones(m.c.size)
+    placement = m.run(m.c, np.inf, lower, upper)
+    if placement is None:
+        raise _infeasible(problem)
+    best = model.emissions(problem, placement)
+    cap = best + model.TIE_RTOL * abs(best)
+    if m.run(np.zeros(m.c.size), cap, lower, upper, differ_from=placement) is None:
+        return placement, m.solves  # the optimum is unique: no tie to break
+    for s in range(problem.num_shards):
+        k_now = placement[s]
+        if k_now > 0:
+            trial_obj = np.zeros(m.c.size)
+            for k in range(problem.num_pools):
+                trial_obj[m.xi(s, k)] = float(k)
+            candidate = m.run(trial_obj, cap, lower, upper)
+            if (
+                candidate is not None
+                and candidate[s] < k_now
+                and model.feasible(problem, candidate)
+                and model.emissions(problem, candidate) <= cap
+            ):
+                placement = candidate
+        lower[m.xi(s, placement[s])] = 1.0  # fix shard s
+    return placement, m.solves

@@ -1,0 +1,145 @@
+"""Shared test data: random problems and an independent implementation of cost-model.md."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+
+from greenshard import model
+
+DTYPE = {"float32": 4, "bfloat16": 2, "float16": 2, "float8": 1, "int8": 1, "int4": 0.5}
+
+
+def random_problem(
+    rng: np.random.Generator,
+    shards: int,
+    pools: int,
+    regions: int = 3,
+    hops: int | None = None,
+    tight: bool = False,
+) -> model.Problem:
+    """A random problem built through the real parsers (deployment, nodes, profile)."""
+    layers = shards * 2 + int(rng.integers(0, shards + 1))
+    params = 70.0
+    model_bytes = params * 1e9 * 2
+    accels = ["NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-40GB", "NVIDIA-L4", "cpu"]
+    region_names = [f"r{i}" for i in range(regions)]
+    keys: list[tuple[str, str]] = []
+    for region, accel in itertools.product(region_names, accels):
+        keys.append((region, accel))
+    rng.shuffle(keys)
+    nodes = []
+    for i, (region, accel) in enumerate(sorted(keys[:pools])):
+        cap = model_bytes * (rng.uniform(0.2, 0.6) if tight else 2.0)
+        labels = {model.REGION_LABEL: region}
+        alloc = {"memory": "1Gi"}
+        if accel != "cpu":
+            labels |= {
+                model.GPU_PRODUCT_LABEL: accel,
+                model.GPU_MEMORY_LABEL: str(math.ceil(cap / 2**20)),
+                model.GPU_COUNT_LABEL: "1",
+            }
+        else:
+            alloc = {"memory": str(int(cap))}
+        nodes.append(
+            {
+                "metadata": {"name": f"n{i}", "labels": labels},
+                "status": {
+                    "allocatable": alloc,
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            }
+        )
+    deployment = {
+        "metadata": {"name": "t"},
+        "spec": {
+            "model": {
+                "layers": layers,
+                "hiddenSize": 8192,
+                "parametersBillions": params,
+                "dtype": "bfloat16",
+            },
+            "sharding": {"shards": shards},
+            "workload": {"tokensPerSecond": 1000.0},
+            "placement": {} if hops is None else {"maxRegionHops": hops},
+        },
+    }
+    profile = {
+        "spec": {
+            "regions": {
+                r: {"intensity": float(rng.uniform(20, 600)), "pue": float(rng.uniform(1.0, 1.5))}
+                for r in region_names
+            },
+            "accelerators": {a: {"joulesPerTeraflop": float(rng.uniform(0.5, 5))} for a in accels},
+            "links": {
+                "samePoolJoulesPerByte": 1e-9,
+                "sameRegionJoulesPerByte": 1e-7,
+                "crossRegionJoulesPerByte": float(rng.uniform(1e-6, 1e-5)),
+            },
+        }
+    }
+    return model.build_problem(
+        model.parse_deployment(deployment),
+        model.parse_nodes({"items": nodes}),
+        model.parse_grid_profile(profile),
+        0,
+    )
+
+
+def brute_force_reference(problem: model.Problem) -> tuple[float, tuple[int, ...]] | None:
+    """Plain enumeration in lexicographic order: least emissions, first of ties."""
+    best: tuple[float, tuple[int, ...]] | None = None
+    for placement in itertools.product(range(problem.num_pools), repeat=problem.num_shards):
+        if model.feasible(problem, placement):
+            e = model.emissions(problem, placement)
+            if best is None or e < best[0] - 1e-12 * abs(best[0]):
+                best = (e, placement)
+    return best
+
+
+def independent_emissions(
+    deployment: dict[str, Any], profile: dict[str, Any], hour: int, pools: list[tuple[str, str]]
+) -> float:
+    """cost-model.md written out again from the raw documents, sharing no code with greenshard.
+
+    ``pools[s]`` is (region, accelerator) of shard s."""
+    spec = deployment["spec"]
+    layers = spec["model"]["layers"]
+    params = spec["model"]["parametersBillions"]
+    b = DTYPE[spec["model"].get("dtype", "bfloat16")]
+    shards = spec["sharding"]["shards"]
+    tokens = spec["workload"]["tokensPerSecond"]
+    boundary_bytes = spec["model"]["hiddenSize"] * b
+    regions = profile["spec"]["regions"]
+    accels = profile["spec"]["accelerators"]
+    links = profile["spec"]["links"]
+
+    def ci(region: str) -> float:
+        value = regions[region]["intensity"]
+        return float(value[hour]) if isinstance(value, list) else float(value)
+
+    def pue(region: str) -> float:
+        return float(regions[region].get("pue", 1.0))
+
+    total = 0.0
+    for s in range(shards):
+        n_s = (s + 1) * layers // shards - s * layers // shards
+        flops = 2 * (params * 1e9 / layers) * n_s
+        region, accel = pools[s]
+        joules = accels[accel]["joulesPerTeraflop"] / 1e12
+        total += flops * tokens * joules * pue(region) * ci(region) / 1000
+    for s in range(shards - 1):
+        (r1, a1), (r2, a2) = pools[s], pools[s + 1]
+        if (r1, a1) == (r2, a2):
+            e = links["samePoolJoulesPerByte"]
+        elif r1 == r2:
+            e = links["sameRegionJoulesPerByte"]
+        else:
+            e = links["crossRegionJoulesPerByte"]
+        total += (
+            boundary_bytes * tokens * e * (pue(r1) + pue(r2)) / 2 * (ci(r1) + ci(r2)) / 2 / 1000
+        )
+    return total

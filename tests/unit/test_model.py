@@ -1,0 +1,255 @@
+"""The cost model: parsing, shards, pools, the formula, feasibility."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from factories import independent_emissions
+from greenshard import model
+from greenshard.errors import InputError, NoCandidatePoolError
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = {"llama-70b.yaml": ROOT / "crds/samples", "gridprofile.yaml": ROOT / "crds/samples",
+         "nodes.yaml": ROOT / "examples"}
+
+
+def load(name: str) -> Any:
+    return yaml.safe_load((FILES[name] / name).read_text())
+
+
+@pytest.fixture
+def docs() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    return load("llama-70b.yaml"), load("nodes.yaml"), load("gridprofile.yaml")
+
+
+def build(
+    docs: tuple[dict[str, Any], dict[str, Any], dict[str, Any]], hour: int = 12
+) -> model.Problem:
+    d, n, p = docs
+    return model.build_problem(
+        model.parse_deployment(d), model.parse_nodes(n), model.parse_grid_profile(p), hour
+    )
+
+
+def test_shard_layer_ranges_follow_the_floor_rule() -> None:
+    assert model.shard_layers(10, 3) == [(0, 2), (3, 5), (6, 9)]
+    assert model.shard_layers(80, 8)[7] == (70, 79)
+    ranges = model.shard_layers(7, 7)
+    assert ranges == [(i, i) for i in range(7)]
+
+
+def test_pools_are_candidates_grouped_and_ordered(docs: Any) -> None:
+    problem = build(docs)
+    # The selector keeps H100 nodes in eu-north-1 and us-east-1 only.
+    assert problem.pool_keys() == [
+        "eu-north-1/NVIDIA-H100-80GB-HBM3",
+        "us-east-1/NVIDIA-H100-80GB-HBM3",
+    ]
+    eu, us = problem.pools
+    assert eu.capacity_bytes == 81559 * 2**20 * 2
+    assert us.capacity_bytes == 2 * 81559 * 2**20 * 8
+    assert us.nodes == ("us-east-1-h100-0", "us-east-1-h100-1")
+    assert eu.intensity == 35 and us.intensity == 385  # hour 12 of the 24-value lists
+
+
+def test_not_ready_and_cordoned_nodes_are_not_candidates(docs: Any) -> None:
+    d, n, p = docs
+    d = copy.deepcopy(d)
+    del d["spec"]["placement"]["nodeSelector"]
+    problem = build((d, n, p))
+    keys = problem.pool_keys()
+    assert "ap-southeast-2/NVIDIA-L4" not in keys  # NotReady
+    assert "ap-southeast-2/cpu" not in keys  # cordoned
+    assert "eu-north-1/cpu" in keys
+    cpu = problem.pools[keys.index("eu-north-1/cpu")]
+    assert cpu.capacity_bytes == 512 * 2**30  # status.allocatable.memory for CPU nodes
+
+
+def test_pools_missing_from_the_profile_are_skipped_with_a_reason(docs: Any) -> None:
+    d, n, p = docs
+    p = copy.deepcopy(p)
+    del p["spec"]["regions"]["eu-north-1"]
+    problem = build((d, n, p))
+    assert problem.pool_keys() == ["us-east-1/NVIDIA-H100-80GB-HBM3"]
+    (skipped,) = problem.skipped
+    assert skipped.key == "eu-north-1/NVIDIA-H100-80GB-HBM3"
+    assert "eu-north-1" in skipped.reason and "spec.regions" in skipped.reason
+
+
+def test_no_candidate_pool_is_a_clear_error(docs: Any) -> None:
+    d, n, p = docs
+    p = copy.deepcopy(p)
+    del p["spec"]["accelerators"]["NVIDIA-H100-80GB-HBM3"]
+    with pytest.raises(NoCandidatePoolError, match="spec.accelerators"):
+        build((d, n, p))
+
+
+@pytest.mark.parametrize("hour", [0, 7, 12, 23])
+def test_formula_agrees_with_an_independent_implementation(docs: Any, hour: int) -> None:
+    d, n, p = docs
+    d = copy.deepcopy(d)
+    del d["spec"]["placement"]["nodeSelector"]
+    problem = build((d, n, p), hour)
+    rng = np.random.default_rng(hour)
+    for _ in range(50):
+        placement = tuple(int(k) for k in rng.integers(0, problem.num_pools, problem.num_shards))
+        pools = [(problem.pools[k].region, problem.pools[k].accelerator) for k in placement]
+        ours = model.emissions(problem, placement)
+        theirs = independent_emissions(d, p, hour, pools)
+        assert ours == pytest.approx(theirs, rel=1e-9)
+
+
+def test_emissions_by_hand_for_one_shard() -> None:
+    deployment = model.parse_deployment(
+        {
+            "spec": {
+                "model": {
+                    "layers": 2,
+                    "hiddenSize": 10,
+                    "parametersBillions": 1,
+                    "dtype": "float32",
+                },
+                "sharding": {"shards": 2},
+                "workload": {"tokensPerSecond": 100},
+            }
+        }
+    )
+    nodes = model.parse_nodes(
+        {
+            "items": [
+                {
+                    "metadata": {"name": "a", "labels": {model.REGION_LABEL: "x"}},
+                    "status": {
+                        "allocatable": {"memory": "64Gi"},
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                    },
+                }
+            ]
+        }
+    )
+    profile = model.parse_grid_profile(
+        {
+            "spec": {
+                "regions": {"x": {"intensity": 200, "pue": 1.5}},
+                "accelerators": {"cpu": {"joulesPerTeraflop": 10}},
+                "links": {
+                    "samePoolJoulesPerByte": 1e-9,
+                    "sameRegionJoulesPerByte": 0,
+                    "crossRegionJoulesPerByte": 0,
+                },
+            }
+        }
+    )
+    problem = model.build_problem(deployment, nodes, profile, 0)
+    # F_s = 2 * 0.5e9 * 1 = 1e9 FLOPs/token; 100 tok/s -> 1e11 FLOP/s * 1e-11 J/FLOP = 1 W
+    # compute = 1 W * 1.5 * 200 / 1000 = 0.3 g/h per shard
+    # link = 40 B * 100 /s * 1e-9 J/B * 1.5 * 200 / 1000 = 1.2e-6 g/h
+    assert model.emissions(problem, (0, 0)) == pytest.approx(0.6 + 1.2e-6, rel=1e-12)
+
+
+def test_memory_and_hops_feasibility(docs: Any) -> None:
+    problem = build(docs)
+    eu, us = 0, 1
+    # eu-north-1 holds 2 x 80 GiB: 4 shards of 10 layers x 2 replicas x 1.75 GB fit, 5 do not.
+    assert model.feasible(problem, (eu,) * 4 + (us,) * 4)
+    reasons = model.violations(problem, (eu,) * 5 + (us,) * 3)
+    assert len(reasons) == 1 and "eu-north-1/NVIDIA-H100-80GB-HBM3" in reasons[0]
+    # maxRegionHops: 1
+    reasons = model.violations(problem, (us, eu, eu, us, us, us, us, us))
+    assert reasons == ["2 region hops exceed maxRegionHops=1"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("64Gi", 64 * 2**30),
+        ("128974848", 128974848),
+        ("129e6", 129e6),
+        ("129M", 129e6),
+        ("123Mi", 123 * 2**20),
+        ("1.5Gi", 1.5 * 2**30),
+        ("500m", 0.5),
+        ("1k", 1000),
+    ],
+)
+def test_parse_quantity(value: str, expected: float) -> None:
+    assert model.parse_quantity(value) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("value", ["", "12XB", "Gi", "1e3Mi", "abc"])
+def test_parse_quantity_rejects(value: str) -> None:
+    with pytest.raises(InputError, match="quantity"):
+        model.parse_quantity(value, "status.allocatable.memory")
+
+
+def test_label_selector_semantics() -> None:
+    sel = model.parse_selector(
+        {
+            "matchLabels": {"a": "1"},
+            "matchExpressions": [
+                {"key": "b", "operator": "In", "values": ["x", "y"]},
+                {"key": "c", "operator": "NotIn", "values": ["z"]},
+                {"key": "d", "operator": "Exists"},
+                {"key": "e", "operator": "DoesNotExist"},
+            ],
+        },
+        "sel",
+    )
+    assert sel.matches({"a": "1", "b": "x", "d": ""})
+    assert sel.matches({"a": "1", "b": "y", "c": "w", "d": "1"})
+    assert not sel.matches({"a": "1", "b": "q", "d": ""})
+    assert not sel.matches({"a": "1", "b": "x", "c": "z", "d": ""})
+    assert not sel.matches({"a": "1", "b": "x"})
+    assert not sel.matches({"a": "1", "b": "x", "d": "", "e": "1"})
+    assert not sel.matches({"a": "2", "b": "x", "d": ""})
+
+
+BAD_DEPLOYMENTS = [
+    ("spec.model.layers", lambda s: s["model"].update(layers=0), "1..100000"),
+    ("spec.model.layers", lambda s: s["model"].update(layers="eighty"), "integer"),
+    ("spec.model.dtype", lambda s: s["model"].update(dtype="float64"), "unknown dtype"),
+    ("spec.sharding.shards", lambda s: s["sharding"].update(shards=81), "exceed"),
+    ("spec.workload.tokensPerSecond", lambda s: s["workload"].update(tokensPerSecond=-5), "> 0"),
+    ("spec.model.parametersBillions", lambda s: s["model"].pop("parametersBillions"), "required"),
+    ("spec.placement.maxRegionHops", lambda s: s["placement"].update(maxRegionHops=-1), "0..1024"),
+    (
+        "spec.placement.nodeSelector.matchExpressions[0].operator",
+        lambda s: s["placement"]["nodeSelector"]["matchExpressions"][0].update(operator="Gt"),
+        "In, NotIn",
+    ),
+    ("spec.workload", lambda s: s.pop("workload"), "required"),
+]
+
+
+@pytest.mark.parametrize(("field", "mutate", "message"), BAD_DEPLOYMENTS)
+def test_bad_deployment_names_the_field(field: str, mutate: Any, message: str) -> None:
+    doc = load("llama-70b.yaml")
+    mutate(doc["spec"])
+    with pytest.raises(InputError) as err:
+        model.parse_deployment(doc)
+    assert err.value.field == field
+    assert message in str(err.value)
+
+
+def test_bad_profile_names_the_field() -> None:
+    doc = load("gridprofile.yaml")
+    doc["spec"]["regions"]["us-east-1"]["intensity"] = [1, 2, 3]
+    with pytest.raises(InputError, match="24 hourly values") as err:
+        model.parse_grid_profile(doc)
+    assert err.value.field == "spec.regions.us-east-1.intensity"
+    doc = load("gridprofile.yaml")
+    doc["spec"]["accelerators"]["NVIDIA-L4"]["joulesPerTeraflop"] = 0
+    with pytest.raises(InputError) as err:
+        model.parse_grid_profile(doc)
+    assert err.value.field == "spec.accelerators.NVIDIA-L4.joulesPerTeraflop"
+
+
+def test_wrong_kind_is_rejected() -> None:
+    with pytest.raises(InputError, match="must be InferenceDeployment"):
+        model.parse_deployment({"kind": "Deployment", "spec": {}})
