@@ -1,0 +1,168 @@
+"""kopf wiring: indexes as the controller's caches, a probe, startup and cleanup.
+
+No handler writes to the API: kopf keeps caches (indexes, fully listed before any handler runs)
+and wakes the controller; :mod:`greenshard.k8s.controller` does the work. No daemons or timers
+(kopf would put a finalizer on every object for them): the controller loop runs as one task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from typing import Any
+
+import kopf
+
+from greenshard import carbon
+from greenshard.k8s import controller as ctl
+from greenshard.k8s import kube, resources, solving, workloads
+from greenshard.k8s.metrics import Metrics
+
+LOOP_STALE_SECONDS = 120.0
+
+
+def _wake(memo: Any) -> None:
+    ctrl = getattr(memo, "controller", None)
+    if ctrl is not None:
+        ctrl.wake.set()
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.posting.enabled = False  # our own Events only; never log lines as Events
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    metrics: Metrics = memo.get("metrics") or Metrics()
+    api = kube.KubeApi(kube.load_client(os.environ.get("KUBECONFIG")), on_write=metrics.wrote)
+    runner = solving.SolverRunner(
+        timeout_seconds=float(os.environ.get("GREENSHARD_SOLVER_TIMEOUT", "30")),
+        memory_bytes=int(float(os.environ.get("GREENSHARD_SOLVER_MEMORY_GIB", "2")) * 2**30),
+    )
+    hour_file = os.environ.get("GREENSHARD_HOUR_FILE")
+    hour = _hour_from_file(hour_file) if hour_file else carbon.current_utc_hour
+    memo.api = api
+    memo.runner = runner
+    memo.controller = ctl.Controller(api, runner, metrics, hour=hour)
+    memo.stopped = asyncio.Event()
+    memo.loop_task = asyncio.create_task(memo.controller.run(memo.stopped))
+
+
+def _hour_from_file(path: str) -> Callable[[], int]:
+    """For demos and tests: the UTC hour comes from a file (re-read at every plan)."""
+
+    def hour() -> int:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return int(handle.read().strip()) % 24
+        except (OSError, ValueError):
+            return carbon.current_utc_hour()
+
+    return hour
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    stopped = getattr(memo, "stopped", None)
+    if stopped is not None:
+        stopped.set()
+        await asyncio.wait_for(memo.loop_task, timeout=30)
+    runner = getattr(memo, "runner", None)
+    if runner is not None:
+        await asyncio.to_thread(runner.close)
+
+
+@kopf.on.probe(id="controllerLoop")
+def controller_loop(memo: kopf.Memo, **_: Any) -> str:
+    ctrl = getattr(memo, "controller", None)
+    if ctrl is None:
+        return "starting"
+    age = ctrl.clock() - ctrl.heartbeat
+    if age > LOOP_STALE_SECONDS:
+        raise kopf.PermanentError(f"controller loop stalled for {age:.0f} s")
+    return f"heartbeat {age:.1f} s ago"
+
+
+# ----------------------------------------------------------------------------- indexes
+
+
+@kopf.index("", "v1", "nodes")
+def node_index(name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    _wake(memo)
+    return {name: ctl.node_facts(body)}
+
+
+@kopf.index(resources.GROUP, resources.VERSION, resources.GP_PLURAL)
+def profile_index(name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    _wake(memo)
+    return {
+        name: {
+            "metadata": dict(body.metadata),
+            "spec": dict(body.spec),
+            "status": dict(body.status),
+        }
+    }
+
+
+@kopf.index(resources.GROUP, resources.VERSION, resources.INFD_PLURAL)
+def infd_index(
+    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> dict[Any, Any]:
+    _wake(memo)
+    return {
+        (namespace, name): {
+            "apiVersion": body.get("apiVersion"),
+            "kind": body.get("kind"),
+            "metadata": dict(body.metadata),
+            "spec": dict(body.spec),
+            "status": dict(body.status),
+        }
+    }
+
+
+@kopf.index("apps", "v1", "deployments", labels={workloads.DEPLOYMENT_LABEL: kopf.PRESENT})
+def shard_index(
+    namespace: str | None,
+    name: str,
+    labels: kopf.Labels,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
+) -> dict[Any, Any]:
+    _wake(memo)
+    return {(namespace, labels[workloads.DEPLOYMENT_LABEL]): {name: ctl.deployment_facts(body)}}
+
+
+@kopf.on.event(resources.GROUP, resources.VERSION, resources.INFD_PLURAL)
+def attach(memo: kopf.Memo, **kwargs: Any) -> None:
+    """Hand the (fully listed) indexes to the controller once; later events only wake it."""
+    ctrl = getattr(memo, "controller", None)
+    if ctrl is None:
+        return
+    if not ctrl.attached:
+        ctrl.attach(
+            ctl.Caches(
+                nodes=kwargs["node_index"],
+                profiles=kwargs["profile_index"],
+                infds=kwargs["infd_index"],
+                shards=_ShardView(kwargs["shard_index"]),
+            )
+        )
+    ctrl.wake.set()
+
+
+class _ShardView:
+    """(ns, owner) -> {deployment name: facts}, merging the index's per-deployment entries."""
+
+    def __init__(self, index: kopf.Index[Any, Any]) -> None:
+        self.index = index
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        store = self.index.get(key)
+        if store is None:
+            return default
+        merged: dict[str, Any] = {}
+        for entry in store:
+            merged.update(entry)
+        return merged

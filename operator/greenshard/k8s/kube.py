@@ -1,0 +1,170 @@
+"""The one place that calls the Kubernetes API (official client, in threads) and turns
+ApiException into :class:`KubeError`. Every write goes through here, so it is counted."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from greenshard.k8s import resources, workloads
+
+T = TypeVar("T")
+
+
+class KubeError(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        self.status = status
+        self.reason = reason
+        self.message = message
+        super().__init__(f"{status} {reason}: {message}")
+
+
+def load_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """A client from KUBECONFIG / ``kubeconfig``, or the in-cluster ServiceAccount."""
+    try:
+        if kubeconfig:
+            config.load_kube_config(config_file=kubeconfig)
+        else:
+            config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=kubeconfig)
+    return client.ApiClient()
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
+
+
+class KubeApi:
+    """Async facade over the sync client; counts writes by verb and kind."""
+
+    def __init__(
+        self, api_client: client.ApiClient, on_write: Callable[[str], None] | None = None
+    ) -> None:
+        self.api_client = api_client
+        self.on_write = on_write
+        self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+        self.writes: Counter[str] = Counter()
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except ApiException as exc:
+            raise KubeError(exc.status or 0, str(exc.reason), _message(exc)) from exc
+
+    async def _write(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        self.writes[what] += 1
+        if self.on_write is not None:
+            self.on_write(what)
+        return await self._call(fn, *args, **kwargs)
+
+    # ------------------------------------------------------------------------------ reads
+
+    async def list_nodes(self) -> list[dict[str, Any]]:
+        result = await self._call(self.core.list_node)
+        return [self.api_client.sanitize_for_serialization(n) for n in result.items]
+
+    async def list_custom(self, plural: str) -> list[dict[str, Any]]:
+        result = await self._call(
+            self.custom.list_cluster_custom_object, resources.GROUP, resources.VERSION, plural
+        )
+        return list(result.get("items", [])) if isinstance(result, dict) else []
+
+    async def list_shard_deployments(self) -> list[dict[str, Any]]:
+        result = await self._call(
+            self.apps.list_deployment_for_all_namespaces, label_selector=workloads.DEPLOYMENT_LABEL
+        )
+        return [self.api_client.sanitize_for_serialization(d) for d in result.items]
+
+    # ----------------------------------------------------------------------------- writes
+
+    async def patch_infd_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        result = await self._write(
+            "status",
+            self.custom.patch_namespaced_custom_object_status,
+            resources.GROUP,
+            resources.VERSION,
+            namespace,
+            resources.INFD_PLURAL,
+            name,
+            {"status": status},
+        )
+        return dict(result) if isinstance(result, dict) else {}
+
+    async def create_deployment(self, manifest: dict[str, Any]) -> None:
+        await self._write(
+            "deployment.create",
+            self.apps.create_namespaced_deployment,
+            manifest["metadata"]["namespace"],
+            manifest,
+        )
+
+    async def replace_deployment(self, manifest: dict[str, Any], resource_version: str) -> None:
+        body = {
+            **manifest,
+            "metadata": {**manifest["metadata"], "resourceVersion": resource_version},
+        }
+        await self._write(
+            "deployment.replace",
+            self.apps.replace_namespaced_deployment,
+            manifest["metadata"]["name"],
+            manifest["metadata"]["namespace"],
+            body,
+        )
+
+    async def delete_deployment(self, namespace: str, name: str) -> None:
+        try:
+            await self._write(
+                "deployment.delete",
+                self.apps.delete_namespaced_deployment,
+                name,
+                namespace,
+                propagation_policy="Background",
+            )
+        except KubeError as err:
+            if err.status != 404:
+                raise
+
+    async def post_event(
+        self, owner: dict[str, Any], reason: str, message: str, event_type: str = "Normal"
+    ) -> None:
+        meta = owner["metadata"]
+        now = dt.datetime.now(dt.UTC)
+        body = {
+            "metadata": {
+                "name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": f"{resources.GROUP}/{resources.VERSION}",
+                "kind": "InferenceDeployment",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": event_type,
+            "source": {"component": "greenshard"},
+            "firstTimestamp": now.isoformat(),
+            "lastTimestamp": now.isoformat(),
+            "count": 1,
+            "reportingComponent": "greenshard.io/operator",
+            "reportingInstance": "greenshard",
+        }
+        await self._write("event", self.core.create_namespaced_event, meta["namespace"], body)

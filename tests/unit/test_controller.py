@@ -1,0 +1,338 @@
+"""The reconcile logic against an in-memory API: plan, apply, report, stay quiet, hysteresis."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from greenshard import model, planner
+from greenshard.k8s import controller as ctl
+from greenshard.k8s import resources, workloads
+from greenshard.solvers import SolverConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = ("ml", "llama")
+
+
+def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, dict) and isinstance(target.get(k), dict):
+            merge(target[k], v)
+        else:
+            target[k] = copy.deepcopy(v)
+
+
+class FakeApi:
+    """Applies writes to the caches, as the watch events would."""
+
+    def __init__(self, caches: ctl.Caches) -> None:
+        self.caches = caches
+        self.writes: list[tuple[str, Any]] = []
+        self.events: list[tuple[str, str]] = []
+
+    async def patch_infd_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.writes.append(("status", status))
+        body = self.caches.infds[(namespace, name)]
+        body.setdefault("status", {})
+        merge(body["status"], status)
+        return body
+
+    async def create_deployment(self, manifest: dict[str, Any]) -> None:
+        self.writes.append(("create", manifest["metadata"]["name"]))
+        owner = manifest["metadata"]["labels"][workloads.DEPLOYMENT_LABEL]
+        facts = ctl.deployment_facts(
+            {
+                **manifest,
+                "metadata": {**manifest["metadata"], "generation": 1, "resourceVersion": "1"},
+            }
+        )
+        self.caches.shards.setdefault((manifest["metadata"]["namespace"], owner), {})[
+            manifest["metadata"]["name"]
+        ] = facts
+
+    async def replace_deployment(self, manifest: dict[str, Any], resource_version: str) -> None:
+        self.writes.append(("replace", manifest["metadata"]["name"]))
+        owner = manifest["metadata"]["labels"][workloads.DEPLOYMENT_LABEL]
+        shards = self.caches.shards[(manifest["metadata"]["namespace"], owner)]
+        old = shards[manifest["metadata"]["name"]]
+        shards[manifest["metadata"]["name"]] = ctl.deployment_facts(
+            {
+                **manifest,
+                "metadata": {**manifest["metadata"], "generation": old["generation"] + 1},
+                "status": old["status"],
+            }
+        )
+
+    async def delete_deployment(self, namespace: str, name: str) -> None:
+        self.writes.append(("delete", name))
+        for shards in self.caches.shards.values():
+            shards.pop(name, None)
+
+    async def post_event(
+        self, owner: dict[str, Any], reason: str, message: str, event_type: str = "Normal"
+    ) -> None:
+        self.events.append((reason, message))
+
+    def make_available(self) -> None:
+        for shards in self.caches.shards.values():
+            for facts in shards.values():
+                n = facts["replicas"]
+                facts["status"] = {
+                    "observedGeneration": facts["generation"],
+                    "replicas": n,
+                    "updatedReplicas": n,
+                    "availableReplicas": n,
+                }
+
+
+class InlinePlanner:
+    async def plan(self, problem: model.Problem, config: SolverConfig) -> planner.Plan:
+        return planner.plan(problem, config)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def load(path: str) -> Any:
+    return yaml.safe_load((ROOT / path).read_text())
+
+
+def infd(**spec_changes: Any) -> dict[str, Any]:
+    doc = load("crds/samples/llama-70b.yaml")
+    doc["metadata"] = {"name": "llama", "namespace": "ml", "uid": "u-1", "generation": 1}
+    doc["spec"]["solver"] = {"algorithm": "exact"}
+    doc["spec"]["template"] = {"spec": {"containers": [{"name": "s", "image": "pause"}]}}
+    doc["spec"].update(spec_changes)
+    return doc
+
+
+@pytest.fixture
+def world() -> tuple[ctl.Controller, FakeApi, Clock]:
+    nodes = {n["metadata"]["name"]: ctl.node_facts(n) for n in load("examples/nodes.yaml")["items"]}
+    caches = ctl.Caches(
+        nodes=nodes,
+        profiles={"default": load("crds/samples/gridprofile.yaml")},
+        infds={KEY: infd()},
+        shards={},
+    )
+    api = FakeApi(caches)
+    clock = Clock()
+    controller = ctl.Controller(api, InlinePlanner(), hour=lambda: 12, clock=clock)
+    controller.attach(caches)
+    return controller, api, clock
+
+
+def run(controller: ctl.Controller) -> None:
+    asyncio.run(controller.pass_all())
+
+
+def condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in body["status"]["conditions"] if c["type"] == kind)
+
+
+def test_create_plans_applies_and_reports(world: Any) -> None:
+    controller, api, _ = world
+    run(controller)
+    body = api.caches.infds[KEY]
+    expected = planner.plan_inputs(
+        model.parse_deployment(body),
+        model.parse_nodes(load("examples/nodes.yaml")),
+        model.parse_grid_profile(load("crds/samples/gridprofile.yaml")),
+        12,
+        SolverConfig(algorithm="exact"),
+    ).to_dict()
+    status = body["status"]
+    assert [r["pool"] for r in status["placement"]] == [r["pool"] for r in expected["placement"]]
+    assert status["emissions"]["gramsPerHour"] == pytest.approx(
+        expected["emissionsGramsPerHour"], rel=1e-5
+    )
+    assert status["solver"]["method"] == "exact-bruteforce"
+    assert status["observedGeneration"] == 1
+    assert condition(body, "Optimized")["reason"] == "ExactOptimum"
+    assert condition(body, "Ready")["status"] == "False"
+    assert condition(body, "Progressing")["status"] == "True"
+    created = [w[1] for w in api.writes if w[0] == "create"]
+    assert created == [f"llama-shard-{i}" for i in range(8)]
+    assert api.events[0][0] == "Planned"
+    # Deployments become available: Ready, then nothing more to write.
+    api.make_available()
+    run(controller)
+    assert condition(body, "Ready")["status"] == "True"
+    assert condition(body, "Ready")["reason"] == "AllShardsAvailable"
+    before = len(api.writes)
+    for _ in range(5):
+        run(controller)
+    assert len(api.writes) == before, api.writes[before:]
+
+
+def test_timer_replans_without_writing_when_nothing_moved(world: Any) -> None:
+    controller, api, clock = world
+    run(controller)
+    api.make_available()
+    run(controller)
+    before = len(api.writes)
+    clock.now += 16 * 60  # past reoptimizeInterval (15m)
+    run(controller)
+    assert controller.records[KEY].planned_at == clock.now
+    assert len(api.writes) == before
+
+
+def test_hysteresis_keeps_a_small_gain_and_takes_a_big_one(world: Any) -> None:
+    controller, api, _ = world
+    api.caches.infds[KEY]["spec"]["carbon"] = {"minSavingsPercent": 50}
+    run(controller)
+    api.make_available()
+    run(controller)
+    body = api.caches.infds[KEY]
+    first = [r["pool"] for r in body["status"]["placement"]]
+    # eu-north-1 gets dirtier: the optimum moves, but saves less than 50%: kept.
+    profile = api.caches.profiles["default"]
+    profile["spec"]["regions"]["eu-north-1"]["intensity"] = 400
+    run(controller)
+    assert [r["pool"] for r in body["status"]["placement"]] == first
+    assert condition(body, "Optimized")["reason"] == "KeptCurrent"
+    assert "minSavingsPercent=50" in condition(body, "Optimized")["message"]
+    assert not any(w[0] == "replace" for w in api.writes)
+    # Much dirtier: the move now saves more than 50%.
+    profile["spec"]["regions"]["eu-north-1"]["intensity"] = 4000
+    run(controller)
+    now = [r["pool"] for r in body["status"]["placement"]]
+    assert now != first
+    assert all(p.startswith("us-east-1/") for p in now)
+    assert any(w[0] == "replace" for w in api.writes)
+    moved = [m for r, m in api.events if r == "Moved"]
+    assert len(moved) == 1
+    assert "eu-north-1/NVIDIA-H100-80GB-HBM3 -> us-east-1/NVIDIA-H100-80GB-HBM3" in moved[0]
+
+
+def test_infeasible_current_placement_moves_despite_hysteresis(world: Any) -> None:
+    controller, api, _ = world
+    api.caches.infds[KEY]["spec"]["carbon"] = {"minSavingsPercent": 100}
+    run(controller)
+    nodes = dict(api.caches.nodes)
+    cordoned = copy.deepcopy(nodes["eu-north-1-h100-0"])
+    cordoned["spec"]["unschedulable"] = True
+    nodes["eu-north-1-h100-0"] = cordoned
+    api.caches.nodes = nodes
+    run(controller)
+    pools = {r["pool"] for r in api.caches.infds[KEY]["status"]["placement"]}
+    assert pools == {"us-east-1/NVIDIA-H100-80GB-HBM3"}
+
+
+def test_fewer_shards_delete_the_extra_deployments(world: Any) -> None:
+    controller, api, _ = world
+    run(controller)
+    body = api.caches.infds[KEY]
+    body["spec"]["sharding"]["shards"] = 4
+    body["metadata"]["generation"] = 2
+    run(controller)
+    deleted = sorted(w[1] for w in api.writes if w[0] == "delete")
+    assert deleted == [f"llama-shard-{i}" for i in range(4, 8)]
+    assert len(body["status"]["placement"]) == 4
+    assert body["status"]["observedGeneration"] == 2
+
+
+def test_dry_run_creates_nothing(world: Any) -> None:
+    controller, api, _ = world
+    api.caches.infds[KEY]["spec"]["mode"] = "DryRun"
+    run(controller)
+    assert [w[0] for w in api.writes] == ["status"]
+    body = api.caches.infds[KEY]
+    assert condition(body, "Ready")["reason"] == "DryRun"
+    assert len(body["status"]["placement"]) == 8
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason", "needle"),
+    [
+        (lambda c: c.profiles.pop("default"), "GridProfileNotFound", "kubectl apply"),
+        (
+            lambda c: c.infds[KEY]["spec"]["sharding"].update(replicas=40),
+            "Infeasible",
+            "no feasible placement",
+        ),
+        (
+            lambda c: c.infds[KEY]["spec"]["model"].update(dtype="fp64"),
+            "InvalidSpec",
+            "spec.model.dtype",
+        ),
+        (
+            lambda c: c.profiles["default"]["spec"]["regions"]["eu-north-1"].update(
+                intensity=[1, 2]
+            ),
+            "InvalidGridProfile",
+            "24 hourly values",
+        ),
+        (
+            lambda c: c.infds[KEY]["spec"]["placement"]["nodeSelector"].update(
+                matchLabels={"nvidia.com/gpu.product": "TPU"}
+            ),
+            "NoCandidatePool",
+            "no candidate pool",
+        ),
+    ],
+)
+def test_errors_become_degraded_with_an_event(
+    world: Any, mutate: Any, reason: str, needle: str
+) -> None:
+    controller, api, _ = world
+    mutate(api.caches)
+    run(controller)
+    body = api.caches.infds[KEY]
+    degraded = condition(body, "Degraded")
+    assert degraded["status"] == "True"
+    assert degraded["reason"] == reason
+    assert needle in degraded["message"]
+    assert condition(body, "Optimized")["status"] == "False"
+    assert api.events == [(reason, degraded["message"])]
+    assert not any(w[0] == "create" for w in api.writes)
+    # the same error again: no new write, no new event
+    before = len(api.writes)
+    run(controller)
+    run(controller)
+    assert len(api.writes) == before
+    assert len(api.events) == 1
+
+
+def test_status_patch_removes_stale_nested_keys() -> None:
+    current = {"solver": {"method": "exact", "fallbackReason": "old"}, "placement": [1]}
+    assert resources.status_patch(current, {"solver": {"method": "exact"}}) == {
+        "solver": {"fallbackReason": None}
+    }
+    assert (
+        resources.status_patch(current, {"solver": {"method": "exact", "fallbackReason": "old"}})
+        is None
+    )
+
+
+def test_conditions_keep_transition_time_until_status_changes() -> None:
+    first = resources.merge_conditions([], [resources.Condition("Ready", False, "A", "a")], 1, "t1")
+    same = resources.merge_conditions(
+        first, [resources.Condition("Ready", False, "B", "b")], 2, "t2"
+    )
+    flipped = resources.merge_conditions(
+        same, [resources.Condition("Ready", True, "C", "c")], 2, "t3"
+    )
+    assert [c["lastTransitionTime"] for c in (first[0], same[0], flipped[0])] == ["t1", "t1", "t3"]
+    assert same[0]["observedGeneration"] == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("15m", 900), ("1h30m", 5400), ("45s", 45), ("1s", 10)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert resources.parse_duration(text) == seconds
