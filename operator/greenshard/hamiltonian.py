@@ -153,22 +153,27 @@ class CostHamiltonian:
         l_max = float(problem.link.max())
         # Extended local terms over all 2^m codes (unused codes: largest term).
         self.compute_ext = np.empty((self.num_shards, self.codes))
-        self.compute_ext[:, :self.num_pools] = problem.compute
-        self.compute_ext[:, self.num_pools:] = c_max[:, None]
+        self.compute_ext[:, : self.num_pools] = problem.compute
+        self.compute_ext[:, self.num_pools :] = c_max[:, None]
         self.link_ext = np.full((self.codes, self.codes), l_max)
-        self.link_ext[:self.num_pools, :self.num_pools] = problem.link
+        self.link_ext[: self.num_pools, : self.num_pools] = problem.link
         self.upper_bound = float(c_max.sum() + l_max * (self.num_shards - 1))
-        self.lower_bound = float(problem.compute.min(axis=1).sum()
-                                 + problem.link.min() * (self.num_shards - 1))
+        self.lower_bound = float(
+            problem.compute.min(axis=1).sum() + problem.link.min() * (self.num_shards - 1)
+        )
         spread = self.upper_bound - self.lower_bound
         self.penalty = spread + max(spread * 0.05, 1e-9 * max(abs(self.upper_bound), 1.0))
-        self.memory_pools = [k for k in range(self.num_pools)
-                             if problem.capacity_layers[k] < sum(problem.demand_layers)]
+        self.memory_pools = [
+            k
+            for k in range(self.num_pools)
+            if problem.capacity_layers[k] < sum(problem.demand_layers)
+        ]
         self.memory_caps = {k: int(problem.capacity_layers[k]) for k in self.memory_pools}
         self.hop_limit = problem.max_region_hops if problem.hops_binding() else None
         # Region id per code; unused codes get regions of their own (a hop to and from them).
-        self.region_ext = np.concatenate([problem.region_of_pool,
-                                          -1 - np.arange(self.num_pools, self.codes)])
+        self.region_ext = np.concatenate(
+            [problem.region_of_pool, -1 - np.arange(self.num_pools, self.codes)]
+        )
 
     @property
     def has_global_penalty(self) -> bool:
@@ -180,8 +185,9 @@ class CostHamiltonian:
     def codes_of(self, bits: Sequence[int]) -> tuple[int, ...]:
         if len(bits) != self.num_qubits:
             raise ValueError(f"expected {self.num_qubits} bits, got {len(bits)}")
-        return tuple(bits_to_index(bits[s * self.m:(s + 1) * self.m])
-                     for s in range(self.num_shards))
+        return tuple(
+            bits_to_index(bits[s * self.m : (s + 1) * self.m]) for s in range(self.num_shards)
+        )
 
     def decode(self, bits: Sequence[int]) -> tuple[int, ...] | None:
         """The placement a bitstring encodes, or None if a shard holds an unused code."""
@@ -218,16 +224,14 @@ class CostHamiltonian:
         """Energy of every basis state (2**n float64)."""
         out = np.empty(1 << self.num_qubits)
         for lo, chunk in self.diagonal_chunks():
-            out[lo:lo + chunk.size] = chunk
+            out[lo : lo + chunk.size] = chunk
         return out
 
     def scaled_diagonal(self, offset: float, scale: float) -> npt.NDArray[np.float32]:
         """``(diagonal() - offset) / scale`` as float32, without a float64 copy of the whole."""
         out = np.empty(1 << self.num_qubits, dtype=np.float32)
         for lo, chunk in self.diagonal_chunks():
-            chunk -= offset
-            chunk /= scale
-            out[lo:lo + chunk.size] = chunk
+            out[lo : lo + chunk.size] = (chunk - offset) / scale
         return out
 
     def diagonal_chunks(self) -> Iterator[tuple[int, FloatArray]]:

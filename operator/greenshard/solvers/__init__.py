@@ -15,13 +15,13 @@ DEFAULT_MAX_QUBITS = 20
 @dataclass(frozen=True)
 class SolverConfig:
     algorithm: str = "auto"
-    depth: int = 3
-    shots: int = 2048
+    depth: int = qaoa.DEFAULT_DEPTH
+    shots: int = qaoa.DEFAULT_SHOTS
     seed: int = 0
     max_qubits: int = DEFAULT_MAX_QUBITS
     backend: str = "qsim"
-    optimizer: str = "cobyla"
-    max_evaluations: int = 60
+    optimizer: str = "none"
+    max_evaluations: int = 20
 
 
 @dataclass
