@@ -149,8 +149,10 @@ class Controller:
         metrics: Metrics | None = None,
         hour: Callable[[], int] = carbon.current_utc_hour,
         clock: Callable[[], float] = time.monotonic,
+        max_qubits: int = 24,
     ) -> None:
         self.api = api
+        self.max_qubits = max_qubits  # what this operator's memory is sized for
         self.solver = solver
         self.metrics = metrics
         self.hour = hour
@@ -218,7 +220,7 @@ class Controller:
         status = body.get("status") or {}
 
         try:
-            settings = resources.parse_settings(spec)
+            settings = resources.parse_settings(spec, self.max_qubits)
             dspec = resources.deployment_spec(body)
         except GreenShardError as err:
             return await self._fail(key, body, record, "InvalidSpec", str(err))

@@ -44,7 +44,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     hour = _hour_from_file(hour_file) if hour_file else carbon.current_utc_hour
     memo.api = api
     memo.runner = runner
-    memo.controller = ctl.Controller(api, runner, metrics, hour=hour)
+    memo.controller = ctl.Controller(
+        api,
+        runner,
+        metrics,
+        hour=hour,
+        max_qubits=int(os.environ.get("GREENSHARD_MAX_QUBITS", "24")),
+    )
     memo.stopped = asyncio.Event()
     memo.loop_task = asyncio.create_task(memo.controller.run(memo.stopped))
 

@@ -42,7 +42,9 @@ class Settings:
     solver: SolverConfig
 
 
-def parse_settings(spec: Mapping[str, Any]) -> Settings:
+def parse_settings(spec: Mapping[str, Any], max_qubits_cap: int = 24) -> Settings:
+    """The operator-facing part of a spec; maxQubits is capped by what the operator's memory
+    is sized for (the chart's solver.maxQubits, GREENSHARD_MAX_QUBITS)."""
     carbon = spec.get("carbon") or {}
     solver = spec.get("solver") or {}
     return Settings(
@@ -55,7 +57,7 @@ def parse_settings(spec: Mapping[str, Any]) -> Settings:
             depth=int(solver.get("depth", 3)),
             shots=int(solver.get("shots", 2048)),
             seed=int(solver.get("seed", 0)),
-            max_qubits=int(solver.get("maxQubits", 20)),
+            max_qubits=min(int(solver.get("maxQubits", 20)), max_qubits_cap),
         ),
     )
 

@@ -1,0 +1,513 @@
+"""The operator against the real control plane: admission, placement, re-planning, GC, restarts."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from operator_harness import ROOT, Operator
+
+SAMPLE = yaml.safe_load((ROOT / "crds/samples/llama-70b.yaml").read_text())
+PROFILE = yaml.safe_load((ROOT / "crds/samples/gridprofile.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def crds(cluster: Any) -> Any:
+    cluster.kubectl("apply", "-f", str(ROOT / "crds"))
+    for crd in ("inferencedeployments.greenshard.io", "gridprofiles.greenshard.io"):
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def operator(crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    op = Operator(crds.kubeconfig, tmp_path_factory.mktemp("operator"))
+    op.start()
+    yield op
+    op.stop()
+    errors = [r for r in op.log_records() if r.get("level") in ("error", "critical")]
+    assert not errors, errors[:3]
+
+
+def profile(cluster: Any, name: str, regions: dict[str, Any]) -> dict[str, Any]:
+    doc = copy.deepcopy(PROFILE)
+    doc["metadata"] = {"name": name}
+    doc["spec"]["regions"] = regions
+    cluster.apply_yaml(yaml.safe_dump(doc))
+    return doc
+
+
+def infd(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(SAMPLE)
+    doc["metadata"] = {"name": name, "namespace": namespace}
+    doc["spec"]["template"] = {
+        "spec": {"containers": [{"name": "server", "image": "registry.k8s.io/pause:3.10"}]}
+    }
+    for key, value in spec.items():
+        doc["spec"][key] = value
+    return doc
+
+
+def get(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = cluster.get_json("infd", name, namespace=namespace)
+    return result
+
+
+def condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
+    for cond in (body.get("status") or {}).get("conditions") or []:
+        if cond["type"] == kind:
+            return dict(cond)
+    return {}
+
+
+def wait_ready(cluster: Any, namespace: str, name: str, timeout: float = 90) -> dict[str, Any]:
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Ready",
+        f"infd/{name}",
+        f"--timeout={timeout}s",
+        namespace=namespace,
+        timeout=timeout + 30,
+    )
+    return get(cluster, namespace, name)
+
+
+def pools(body: dict[str, Any]) -> list[str]:
+    return [row["pool"] for row in body["status"]["placement"]]
+
+
+def shard_deployments(cluster: Any, namespace: str, name: str) -> list[dict[str, Any]]:
+    return list(
+        cluster.items("deployments", "-l", f"greenshard.io/deployment={name}", namespace=namespace)
+    )
+
+
+def apply_infd(cluster: Any, doc: dict[str, Any]) -> None:
+    cluster.apply_yaml(yaml.safe_dump(doc))
+
+
+# ----------------------------------------------------------------------------- admission
+
+INVALID = [
+    ("shards exceed layers", {"sharding": {"shards": 100}}, "spec.sharding.shards"),
+    ("tokens not positive", {"workload": {"tokensPerSecond": -1}}, "spec.workload.tokensPerSecond"),
+    (
+        "unknown dtype",
+        {"model": {**SAMPLE["spec"]["model"], "dtype": "float64"}},
+        "spec.model.dtype",
+    ),
+    ("qubit budget", {"solver": {"maxQubits": 30}}, "spec.solver.maxQubits"),
+    (
+        "qaoa needs a qubit per shard",
+        {"solver": {"algorithm": "qaoa", "maxQubits": 4}},
+        "spec.solver.maxQubits",
+    ),
+    (
+        "bad selector operator",
+        {
+            "placement": {
+                "nodeSelector": {
+                    "matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]
+                }
+            }
+        },
+        "spec.placement.nodeSelector.matchExpressions[0].operator",
+    ),
+    (
+        "In without values",
+        {"placement": {"nodeSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}},
+        "values must be non-empty",
+    ),
+    ("zero layers", {"model": {**SAMPLE["spec"]["model"], "layers": 0}}, "spec.model.layers"),
+    ("bad interval", {"carbon": {"reoptimizeInterval": "soon"}}, "spec.carbon.reoptimizeInterval"),
+    ("unknown mode", {"mode": "Maybe"}, "spec.mode"),
+    ("too many hops", {"placement": {"maxRegionHops": 8}}, "spec.placement.maxRegionHops"),
+    ("savings over 100", {"carbon": {"minSavingsPercent": 150}}, "spec.carbon.minSavingsPercent"),
+    ("no template in Apply", {"template": None}, "spec.template"),
+    (
+        "template without containers",
+        {"template": {"spec": {"containers": []}}},
+        "spec.template.spec.containers",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "field"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_objects_are_rejected_with_422_naming_the_field(
+    crds: Any, namespace: str, case: str, change: dict[str, Any], field: str
+) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    doc = infd("bad", namespace)
+    for key, value in change.items():
+        if value is None:
+            doc["spec"].pop(key)
+        else:
+            doc["spec"][key] = value
+    with crds.api_client() as api_client:
+        api = client.CustomObjectsApi(api_client)
+        with pytest.raises(ApiException) as err:
+            api.create_namespaced_custom_object(
+                "greenshard.io", "v1alpha1", namespace, "inferencedeployments", doc
+            )
+    assert err.value.status == 422, case
+    message = json.loads(err.value.body)["message"]
+    assert field in message, message
+
+
+def test_kubectl_explain_teaches_the_api(crds: Any) -> None:
+    out = crds.kubectl("explain", "inferencedeployment.spec.sharding").stdout
+    assert "shards" in out and "Pipeline shards" in out
+    out = crds.kubectl("explain", "gridprofile.spec.regions").stdout
+    assert "topology.kubernetes.io/region" in out
+
+
+# ----------------------------------------------------------------------------- placement
+
+
+def test_sample_reaches_ready_on_the_planned_pools_and_matches_the_cli(
+    cluster: Any, operator: Operator, namespace: str, tmp_path: Path
+) -> None:
+    profile(cluster, "e2e-sample", PROFILE["spec"]["regions"])
+    doc = infd("llama", namespace, carbon={"gridProfile": "e2e-sample"})
+    start = time.monotonic()
+    apply_infd(cluster, doc)
+    body = wait_ready(cluster, namespace, "llama")
+    elapsed = time.monotonic() - start
+    status = body["status"]
+    assert condition(body, "Optimized")["status"] == "True"
+    assert condition(body, "Degraded")["status"] == "False"
+    assert status["observedGeneration"] == body["metadata"]["generation"]
+    # every pod bound by kube-scheduler to a node of its shard's pool
+    labels = cluster.node_labels()
+    for row in status["placement"]:
+        pods = cluster.pods(namespace, f"greenshard.io/shard={row['shard']}")
+        assert len(pods) == doc["spec"]["sharding"]["replicas"]
+        for pod in pods:
+            node = labels[pod["spec"]["nodeName"]]
+            assert node["topology.kubernetes.io/region"] == row["region"]
+            assert node["nvidia.com/gpu.product"] == row["accelerator"]
+            assert pod["status"]["phase"] == "Running"
+    # the same answer as `greenshard plan` on the same inputs
+    nodes_file = tmp_path / "nodes.yaml"
+    nodes_file.write_text(cluster.kubectl("get", "nodes", "-o", "yaml").stdout)
+    deploy_file = tmp_path / "deploy.yaml"
+    deploy_file.write_text(yaml.safe_dump(doc))
+    profile_file = tmp_path / "profile.yaml"
+    profile_file.write_text(yaml.safe_dump(cluster.get_json("gp", "e2e-sample")))
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "greenshard.cli",
+            "plan",
+            "-f",
+            str(deploy_file),
+            "--nodes",
+            str(nodes_file),
+            "--profile",
+            str(profile_file),
+            "--hour",
+            "12",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT / "operator"), "PATH": "/usr/bin:/bin"},
+    )
+    plan = json.loads(cli.stdout)
+    assert [r["pool"] for r in plan["placement"]] == pools(body)
+    assert status["emissions"]["gramsPerHour"] == pytest.approx(
+        plan["emissionsGramsPerHour"], rel=1e-5
+    )
+    assert status["emissions"]["baselineGramsPerHour"] == pytest.approx(
+        plan["baselineGramsPerHour"], rel=1e-5
+    )
+    assert status["solver"]["method"] == plan["solver"]["method"]
+    print(f"apply -> Ready: {elapsed:.1f} s; solver {status['solver']['wallSeconds']} s")
+    # printer columns
+    wide = cluster.kubectl("get", "infd", "llama", "-o", "wide", namespace=namespace).stdout
+    header = wide.splitlines()[0].split()
+    assert header[:8] == ["NAME", "SHARDS", "SOLVER", "GCO2E/H", "SAVINGS%", "READY", "AGE", "GAP"]
+    assert "True" in wide.splitlines()[1]
+
+
+def test_spec_update_replans_and_removes_shards(
+    cluster: Any, operator: Operator, namespace: str
+) -> None:
+    profile(cluster, "e2e-update", PROFILE["spec"]["regions"])
+    doc = infd("upd", namespace, carbon={"gridProfile": "e2e-update"})
+    doc["spec"]["sharding"] = {"shards": 4, "replicas": 1}
+    apply_infd(cluster, doc)
+    wait_ready(cluster, namespace, "upd")
+    assert len(shard_deployments(cluster, namespace, "upd")) == 4
+    doc["spec"]["sharding"] = {"shards": 2, "replicas": 1}
+    apply_infd(cluster, doc)
+    cluster.wait(
+        lambda: get(cluster, namespace, "upd")["status"].get("observedGeneration") == 2,
+        what="observedGeneration 2",
+    )
+    body = wait_ready(cluster, namespace, "upd")
+    assert len(body["status"]["placement"]) == 2
+    cluster.wait(
+        lambda: len(shard_deployments(cluster, namespace, "upd")) == 2, what="2 shard deployments"
+    )
+    names = sorted(d["metadata"]["name"] for d in shard_deployments(cluster, namespace, "upd"))
+    assert names == ["upd-shard-0", "upd-shard-1"]
+
+
+def test_gridprofile_change_moves_with_hysteresis(
+    cluster: Any, operator: Operator, namespace: str
+) -> None:
+    regions = {
+        "eu-north-1": {"intensity": 50, "pue": 1.1},
+        "us-east-1": {"intensity": 400, "pue": 1.1},
+    }
+    profile(cluster, "e2e-gp", regions)
+    doc = infd("gp", namespace, carbon={"gridProfile": "e2e-gp", "minSavingsPercent": 20})
+    doc["spec"]["sharding"] = {"shards": 2, "replicas": 1}
+    doc["spec"]["placement"] = {
+        "nodeSelector": {
+            "matchLabels": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+            "matchExpressions": [
+                {
+                    "key": "topology.kubernetes.io/region",
+                    "operator": "In",
+                    "values": ["eu-north-1", "us-east-1"],
+                }
+            ],
+        }
+    }
+    apply_infd(cluster, doc)
+    body = wait_ready(cluster, namespace, "gp")
+    assert set(pools(body)) == {"eu-north-1/NVIDIA-H100-80GB-HBM3"}
+    # us-east-1 becomes slightly cleaner: a 10% saving is below minSavingsPercent 20: kept.
+    regions["us-east-1"]["intensity"] = 45
+    profile(cluster, "e2e-gp", regions)
+    cluster.wait(
+        lambda: (
+            condition(get(cluster, namespace, "gp"), "Optimized").get("reason") == "KeptCurrent"
+        ),
+        what="KeptCurrent",
+    )
+    assert set(pools(get(cluster, namespace, "gp"))) == {"eu-north-1/NVIDIA-H100-80GB-HBM3"}
+    # much cleaner: moves, with an Event naming old and new pools and the saving
+    regions["us-east-1"]["intensity"] = 5
+    profile(cluster, "e2e-gp", regions)
+    cluster.wait(
+        lambda: set(pools(get(cluster, namespace, "gp"))) == {"us-east-1/NVIDIA-H100-80GB-HBM3"},
+        what="move to us-east-1",
+    )
+    wait_ready(cluster, namespace, "gp")
+    events = cluster.items("events", "--field-selector", "reason=Moved", namespace=namespace)
+    assert any(
+        "eu-north-1/NVIDIA-H100-80GB-HBM3 -> us-east-1/NVIDIA-H100-80GB-HBM3" in e["message"]
+        and "% saved" in e["message"]
+        for e in events
+    )
+
+
+def test_node_relabel_replans(cluster: Any, operator: Operator, namespace: str) -> None:
+    node = yaml.safe_load(f"""
+apiVersion: v1
+kind: Node
+metadata:
+  name: e2e-relabel-{namespace[-8:]}
+  annotations: {{kwok.x-k8s.io/node: fake}}
+  labels:
+    kubernetes.io/hostname: e2e-relabel-{namespace[-8:]}
+    type: kwok
+    topology.kubernetes.io/region: e2e-green
+    nvidia.com/gpu.product: NVIDIA-L4
+    nvidia.com/gpu.memory: "23034"
+    nvidia.com/gpu.count: "8"
+status:
+  allocatable: {{cpu: "32", memory: 256Gi, pods: "110", nvidia.com/gpu: "8"}}
+  capacity: {{cpu: "32", memory: 256Gi, pods: "110", nvidia.com/gpu: "8"}}
+""")
+    name = node["metadata"]["name"]
+    cluster.apply_yaml(yaml.safe_dump(node))
+    try:
+        profile(
+            cluster, "e2e-relabel", {"e2e-green": {"intensity": 5}, "us-east-1": {"intensity": 400}}
+        )
+        doc = infd("rl", namespace, carbon={"gridProfile": "e2e-relabel"})
+        doc["spec"]["model"] = {
+            "name": "small",
+            "layers": 32,
+            "hiddenSize": 4096,
+            "parametersBillions": 7,
+            "dtype": "bfloat16",
+        }
+        doc["spec"]["sharding"] = {"shards": 2, "replicas": 1}
+        doc["spec"]["placement"] = {
+            "nodeSelector": {"matchLabels": {"nvidia.com/gpu.product": "NVIDIA-L4"}}
+        }
+        apply_infd(cluster, doc)
+        body = wait_ready(cluster, namespace, "rl")
+        assert set(pools(body)) == {"e2e-green/NVIDIA-L4"}
+        cluster.kubectl(
+            "label", "node", name, "topology.kubernetes.io/region=e2e-nowhere", "--overwrite"
+        )
+        cluster.wait(
+            lambda: set(pools(get(cluster, namespace, "rl"))) == {"us-east-1/NVIDIA-L4"},
+            what="re-plan after relabel",
+        )
+        body = wait_ready(cluster, namespace, "rl")
+        skipped = body["status"]["pools"]["skipped"]
+        assert any(
+            s["pool"] == "e2e-nowhere/NVIDIA-L4" and "e2e-nowhere" in s["reason"] for s in skipped
+        )
+    finally:
+        cluster.kubectl("delete", "node", name, "--ignore-not-found")
+
+
+def test_timer_replans_as_the_hour_moves(cluster: Any, operator: Operator, namespace: str) -> None:
+    day = [10.0] * 12 + [900.0] * 12  # eu-north-1: clean at night, dirty by day
+    night = [900.0] * 12 + [10.0] * 12  # us-east-1: the opposite
+    profile(
+        cluster, "e2e-timer", {"eu-north-1": {"intensity": day}, "us-east-1": {"intensity": night}}
+    )
+    operator.set_hour(3)
+    try:
+        doc = infd(
+            "tm", namespace, carbon={"gridProfile": "e2e-timer", "reoptimizeInterval": "10s"}
+        )
+        doc["spec"]["sharding"] = {"shards": 2, "replicas": 1}
+        apply_infd(cluster, doc)
+        body = wait_ready(cluster, namespace, "tm")
+        assert {p.split("/")[0] for p in pools(body)} == {"eu-north-1"}
+        assert body["status"]["emissions"]["hour"] == 3
+        operator.set_hour(15)  # nothing else changes: only the timer can notice
+        cluster.wait(
+            lambda: get(cluster, namespace, "tm")["status"]["emissions"]["hour"] == 15,
+            timeout=40,
+            what="timer re-plan at hour 15",
+        )
+        body = get(cluster, namespace, "tm")
+        assert {p.split("/")[0] for p in pools(body)} == {"us-east-1"}
+    finally:
+        operator.set_hour(12)
+
+
+def test_dry_run_creates_nothing(cluster: Any, operator: Operator, namespace: str) -> None:
+    profile(cluster, "e2e-dry", PROFILE["spec"]["regions"])
+    doc = infd("dry", namespace, mode="DryRun", carbon={"gridProfile": "e2e-dry"})
+    del doc["spec"]["template"]
+    apply_infd(cluster, doc)
+    body = wait_ready(cluster, namespace, "dry")
+    assert condition(body, "Ready")["reason"] == "DryRun"
+    assert len(body["status"]["placement"]) == 8
+    time.sleep(2)
+    assert shard_deployments(cluster, namespace, "dry") == []
+
+
+def test_deleting_the_cr_garbage_collects_its_deployments(
+    cluster: Any, operator: Operator, namespace: str
+) -> None:
+    profile(cluster, "e2e-gc", PROFILE["spec"]["regions"])
+    doc = infd("gc", namespace, carbon={"gridProfile": "e2e-gc"})
+    apply_infd(cluster, doc)
+    wait_ready(cluster, namespace, "gc")
+    body = get(cluster, namespace, "gc")
+    assert not body["metadata"].get("finalizers")
+    owners = {
+        d["metadata"]["ownerReferences"][0]["uid"]
+        for d in shard_deployments(cluster, namespace, "gc")
+    }
+    assert owners == {body["metadata"]["uid"]}
+    cluster.kubectl("delete", "infd", "gc", "--wait=true", namespace=namespace)
+    cluster.wait(
+        lambda: (
+            not shard_deployments(cluster, namespace, "gc")
+            and not cluster.pods(namespace, "greenshard.io/deployment=gc")
+        ),
+        timeout=60,
+        what="garbage collection",
+    )
+
+
+def test_missing_gridprofile_is_degraded_with_an_event(
+    cluster: Any, operator: Operator, namespace: str
+) -> None:
+    doc = infd("lost", namespace, carbon={"gridProfile": "e2e-does-not-exist"})
+    apply_infd(cluster, doc)
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Degraded",
+        "infd/lost",
+        "--timeout=60s",
+        namespace=namespace,
+        timeout=90,
+    )
+    body = get(cluster, namespace, "lost")
+    degraded = condition(body, "Degraded")
+    assert degraded["reason"] == "GridProfileNotFound"
+    assert "e2e-does-not-exist" in degraded["message"]
+    events = cluster.items(
+        "events", "--field-selector", "reason=GridProfileNotFound", namespace=namespace
+    )
+    assert events and events[0]["type"] == "Warning"
+    # creating it heals the deployment
+    profile(cluster, "e2e-does-not-exist", PROFILE["spec"]["regions"])
+    body = wait_ready(cluster, namespace, "lost")
+    assert condition(body, "Degraded")["status"] == "False"
+
+
+@pytest.mark.slow
+def test_restart_mid_reconcile_converges_then_stays_quiet(
+    cluster: Any, operator: Operator, namespace: str
+) -> None:
+    profile(cluster, "e2e-restart", PROFILE["spec"]["regions"])
+    docs = [infd(f"r{i}", namespace, carbon={"gridProfile": "e2e-restart"}) for i in range(3)]
+    operator.stop()
+    for doc in docs:
+        apply_infd(cluster, doc)
+    operator.start()
+    # kill it while it creates the shard Deployments
+    cluster.wait(
+        lambda: len(cluster.items("deployments", namespace=namespace)) >= 3,
+        interval=0.1,
+        what="some deployments",
+    )
+    operator.stop(kill=True)
+    operator.start()
+    for doc in docs:
+        wait_ready(cluster, namespace, doc["metadata"]["name"], timeout=120)
+    deployments = cluster.items("deployments", namespace=namespace)
+    names = sorted(d["metadata"]["name"] for d in deployments)
+    assert names == sorted(f"r{i}-shard-{s}" for i in range(3) for s in range(8))
+    replica_sets = cluster.items("replicasets", namespace=namespace)
+    owners = [
+        rs["metadata"]["ownerReferences"][0]["name"]
+        for rs in replica_sets
+        if rs["spec"]["replicas"] > 0
+    ]
+    assert sorted(owners) == names  # one live ReplicaSet each: no duplicate rollout
+    pods = cluster.pods(namespace)
+    assert len(pods) == 3 * 8 * SAMPLE["spec"]["sharding"]["replicas"]
+    # a quiet minute: no API write at all
+    time.sleep(5)
+    before = operator.api_writes()
+    versions = {
+        (o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
+        for o in cluster.items("infd,deployments", namespace=namespace)
+    }
+    time.sleep(60)
+    after = {
+        (o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
+        for o in cluster.items("infd,deployments", namespace=namespace)
+    }
+    assert operator.api_writes() == before
+    assert after == versions

@@ -1,0 +1,233 @@
+"""`greenshard plan`: outputs for people and machines, and one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from greenshard import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "crds" / "samples"
+DEPLOY = str(SAMPLES / "llama-70b.yaml")
+NODES = str(ROOT / "examples" / "nodes.yaml")
+PROFILE = str(SAMPLES / "gridprofile.yaml")
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def plan_args(
+    *extra: str, deploy: str = DEPLOY, nodes: str = NODES, profile: str = PROFILE
+) -> list[str]:
+    return ["plan", "-f", deploy, "--nodes", nodes, "--profile", profile, "--hour", "12", *extra]
+
+
+def test_plan_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *plan_args("--solver", "exact", "-o", "json"))
+    assert code == 0
+    data = json.loads(out)
+    assert data["pools"] == ["eu-north-1/NVIDIA-H100-80GB-HBM3", "us-east-1/NVIDIA-H100-80GB-HBM3"]
+    placement = data["placement"]
+    assert [p["shard"] for p in placement] == list(range(8))
+    assert placement[0]["layers"] == [0, 9] and placement[7]["layers"] == [70, 79]
+    # eu-north-1 is cleanest but holds 4 shards (2 replicas x 17.5 GB each, 2 x 80 GiB);
+    # one region hop is allowed, so the first (or last) 4 go there.
+    pools = [p["pool"] for p in placement]
+    assert (
+        pools == ["eu-north-1/NVIDIA-H100-80GB-HBM3"] * 4 + ["us-east-1/NVIDIA-H100-80GB-HBM3"] * 4
+    )
+    assert placement[0]["region"] == "eu-north-1"
+    assert placement[0]["accelerator"] == "NVIDIA-H100-80GB-HBM3"
+    assert data["emissionsGramsPerHour"] < data["baselineGramsPerHour"]
+    savings = (
+        100
+        * (data["baselineGramsPerHour"] - data["emissionsGramsPerHour"])
+        / data["baselineGramsPerHour"]
+    )
+    assert data["savingsPercent"] == pytest.approx(savings)
+    solver = data["solver"]
+    for key in ("method", "qubits", "depth", "optimumGramsPerHour", "gap", "wallSeconds"):
+        assert key in solver
+    assert solver["method"] == "exact-bruteforce" and solver["gap"] == 0.0
+
+
+@pytest.mark.slow
+def test_plan_auto_uses_qaoa_and_matches_the_exact_answer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, exact_out, _ = run(capsys, *plan_args("--solver", "exact", "-o", "json"))
+    code, out, _ = run(capsys, *plan_args("--seed", "1", "-o", "yaml"))
+    assert code == 0
+    data, reference = yaml.safe_load(out), json.loads(exact_out)
+    assert data["solver"]["method"] in ("qaoa-sample", "qaoa+local-search")
+    assert data["solver"]["qubits"] == 8
+    assert data["placement"] == reference["placement"]
+    assert data["solver"]["gap"] == 0.0
+    assert isinstance(data["solver"]["samplingFoundOptimum"], bool)
+
+
+def test_plan_table_is_for_people(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *plan_args("--solver", "exact"))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["SHARD", "LAYERS", "POOL", "REGION", "ACCELERATOR", "GCO2E/H"]
+    assert lines[1].split()[:2] == ["0", "0-9"]
+    assert any(line.startswith("savings:") and "%" in line for line in lines)
+    assert any(line.startswith("optimum:") and "gap 0 (exact optimum)" in line for line in lines)
+
+
+def write(tmp_path: Path, name: str, doc: Any) -> str:
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
+    return str(path)
+
+
+def load(name: str) -> Any:
+    path = {"llama-70b.yaml": DEPLOY, "nodes.yaml": NODES, "gridprofile.yaml": PROFILE}[name]
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _bad_deploy(mutate: Any) -> Any:
+    doc = load("llama-70b.yaml")
+    mutate(doc)
+    return doc
+
+
+BAD = [
+    ("malformed YAML", "deploy", "spec: [unclosed\n", ["deploy.yaml", "invalid YAML", "line"]),
+    (
+        "missing field",
+        "deploy",
+        _bad_deploy(lambda d: d["spec"]["model"].pop("layers")),
+        ["deploy.yaml", "spec.model.layers", "required"],
+    ),
+    (
+        "out of range",
+        "deploy",
+        _bad_deploy(lambda d: d["spec"]["workload"].update(tokensPerSecond=0)),
+        ["deploy.yaml", "spec.workload.tokensPerSecond"],
+    ),
+    (
+        "unknown dtype",
+        "deploy",
+        _bad_deploy(lambda d: d["spec"]["model"].update(dtype="fp64")),
+        ["deploy.yaml", "spec.model.dtype", "bfloat16"],
+    ),
+    (
+        "shards > layers",
+        "deploy",
+        _bad_deploy(lambda d: d["spec"]["sharding"].update(shards=100)),
+        ["deploy.yaml", "spec.sharding.shards", "at most 80"],
+    ),
+    (
+        "no candidate pool",
+        "profile",
+        {
+            **load("gridprofile.yaml"),
+            "spec": {**load("gridprofile.yaml")["spec"], "regions": {"mars-1": {"intensity": 1}}},
+        },
+        ["nodes.yaml", "no candidate pool", "spec.regions"],
+    ),
+    (
+        "infeasible",
+        "deploy",
+        _bad_deploy(lambda d: d["spec"]["sharding"].update(replicas=20)),
+        ["deploy.yaml", "no feasible placement", "replicas"],
+    ),
+    (
+        "bad node quantity",
+        "nodes",
+        {
+            "kind": "NodeList",
+            "items": [{"metadata": {"name": "x"}, "status": {"allocatable": {"memory": "lots"}}}],
+        },
+        ["nodes.yaml", "items[0].status.allocatable.memory"],
+    ),
+    ("wrong kind", "profile", {"kind": "ConfigMap", "spec": {}}, ["profile.yaml", "kind"]),
+    (
+        "two documents",
+        "nodes",
+        "kind: NodeList\nitems: []\n---\nkind: NodeList\n",
+        ["nodes.yaml", "exactly one YAML document"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "which", "doc", "needles"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    case: str,
+    which: str,
+    doc: Any,
+    needles: list[str],
+) -> None:
+    files = {"deploy": DEPLOY, "nodes": NODES, "profile": PROFILE}
+    files[which] = write(tmp_path, f"{which}.yaml", doc)
+    if which != "nodes":
+        files["nodes"] = write(tmp_path, "nodes.yaml", load("nodes.yaml"))
+    code, out, err = run(
+        capsys,
+        *plan_args(
+            "--solver",
+            "exact",
+            deploy=files["deploy"],
+            nodes=files["nodes"],
+            profile=files["profile"],
+        ),
+    )
+    assert code == 2, case
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def test_missing_file_and_bad_flags(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, *plan_args(deploy=str(tmp_path / "nope.yaml")))
+    assert code == 2 and "nope.yaml: cannot read" in err
+    for flags, needle in [
+        (["--hour", "24"], "--hour must be 0..23"),
+        (["--solver", "magic"], "invalid choice"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            cli.main(plan_args(*flags))
+        assert exc.value.code == 2
+        assert needle in capsys.readouterr().err
+
+
+def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
+    bad = write(tmp_path, "bad.yaml", "spec: {model: {layers: -3}}")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "greenshard.cli",
+            "plan",
+            "-f",
+            bad,
+            "--nodes",
+            NODES,
+            "--profile",
+            PROFILE,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": str(ROOT / "operator"), "PATH": ""},
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("greenshard: error: ")
+    assert "spec.model.layers" in result.stderr and "Traceback" not in result.stderr
