@@ -32,6 +32,7 @@ lint: venv ## ruff, mypy (strict) and the import-linter layer contracts.
 	$(VENV)/bin/ruff format --check operator tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	bash hack/sync-chart-crds.sh --check
 
 .PHONY: fmt
 fmt: venv ## Format and autofix with ruff.
@@ -54,8 +55,24 @@ plan-example: venv ## Plan the example deployment with `greenshard plan` (no clu
 	  --profile crds/samples/gridprofile.yaml --hour 12
 
 .PHONY: demo
-demo: venv tools ## Build the tools, start the local cluster and plan against its real nodes.
-	hack/demo.sh
+demo: venv tools ## Local cluster + Helm chart + operator + sample: Ready, placement, pods.
+	bash hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## Stop the demo's operator and cluster; nothing is left behind.
+	bash hack/demo.sh down
+
+.PHONY: run
+run: venv ## Run the operator against the current KUBECONFIG.
+	$(VENV)/bin/greenshard run --log-format console
+
+.PHONY: chart-crds
+chart-crds: ## Copy crds/*.yaml into the Helm chart (a test fails on drift).
+	bash hack/sync-chart-crds.sh
+
+.PHONY: bench-operator
+bench-operator: venv tools ## apply -> Ready on 50 KWOK nodes; 20 deployments on 500 nodes.
+	$(PY) hack/bench_operator.py
 
 .PHONY: bench
 bench: venv ## QAOA and classical solver benchmark (prints a table).

@@ -51,7 +51,8 @@ def test_energy_is_emissions_for_feasible_and_higher_for_infeasible(problem: mod
         # tolerance of the ground energy is the optimum under the tie rule.
         tied = np.nonzero(diag <= diag.min() + model.TIE_RTOL * abs(diag.min()))[0]
         assert ham.decode(hamiltonian.index_to_bits(int(tied[0]), ham.num_qubits)) == (
-            best.placement)
+            best.placement
+        )
 
 
 @settings(max_examples=40, deadline=None)

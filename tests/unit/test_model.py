@@ -15,8 +15,11 @@ from greenshard import model
 from greenshard.errors import InputError, NoCandidatePoolError
 
 ROOT = Path(__file__).resolve().parents[2]
-FILES = {"llama-70b.yaml": ROOT / "crds/samples", "gridprofile.yaml": ROOT / "crds/samples",
-         "nodes.yaml": ROOT / "examples"}
+FILES = {
+    "llama-70b.yaml": ROOT / "crds/samples",
+    "gridprofile.yaml": ROOT / "crds/samples",
+    "nodes.yaml": ROOT / "examples",
+}
 
 
 def load(name: str) -> Any:
