@@ -112,7 +112,8 @@ def main() -> int:
                     start = time.monotonic()
                     docs = [sample(f"llama-{i}", "bench") for i in range(count)]
                     kubectl(env, "apply", "-f", "-", input_text=yaml.safe_dump_all(docs))
-                    elapsed = wait_all(env, "bench", count, 600)
+                    wait_all(env, "bench", count, 600)
+                    elapsed = time.monotonic() - start  # from before the apply
                     items = json.loads(kubectl(env, "get", "infd", "-n", "bench", "-o", "json"))[
                         "items"
                     ]
@@ -120,6 +121,8 @@ def main() -> int:
                     errors = [
                         r for r in op.log_records() if r.get("level") in ("error", "critical")
                     ]
+                    for record in errors[:5]:
+                        print(f"  error log: {str(record.get('event'))[:300]}", flush=True)
                     rows.append((nodes, count, elapsed, solve, len(errors)))
                     print(
                         f"{count} x 8-shard on {nodes} nodes: Ready in {elapsed:.1f} s "

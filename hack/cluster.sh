@@ -14,6 +14,11 @@
 #                           taints, allocatable and spec.unschedulable kept
 #        --nodes N          N nodes cycling through the shapes (regions x
 #                           accelerators) of the nodes file, for scale tests
+#        --scheduler-config FILE  a KubeSchedulerConfiguration whose settings
+#                           (e.g. extenders, profiles: see
+#                           hack/scheduler-config.yaml) kube-scheduler runs
+#                           with; the script adds clientConnection and
+#                           leaderElection (default: none, the defaults)
 #   down        stop every component (no process is left) and remove the state
 #               (the logs stay in STATE/logs until the next up)
 #   status      components, pids, ports and node readiness; exit 1 if not up
@@ -24,6 +29,7 @@
 #                              pki/, logs/, pids/, etcd data, kubeconfig
 #      GREENSHARD_BIN_DIR      binaries (default hack/bin, built by
 #                              hack/build-tools.sh)
+#      GREENSHARD_SCHEDULER_CONFIG  default of up --scheduler-config
 #      KUBECTL                 kubectl to use (default: hack/bin/kubectl if
 #                              built, else the one on PATH)
 set -euo pipefail
@@ -255,6 +261,7 @@ any_alive() { local c; for c in "${COMPONENTS[@]}"; do alive "$c" && return 0; d
 
 cmd_up() {
   local nodes_file=$HACK_DIR/nodes.yaml nodes_n="" timeout=${GREENSHARD_CLUSTER_TIMEOUT:-180}
+  local sched_config=${GREENSHARD_SCHEDULER_CONFIG:-}
   while (( $# )); do
     case "$1" in
       --nodes-file) nodes_file=${2:?--nodes-file needs a FILE}; shift 2 ;;
@@ -263,12 +270,21 @@ cmd_up() {
       --nodes=*) nodes_n=${1#*=}; shift ;;
       --timeout) timeout=${2:?}; shift 2 ;;
       --timeout=*) timeout=${1#*=}; shift ;;
+      --scheduler-config) sched_config=${2:?--scheduler-config needs a FILE}; shift 2 ;;
+      --scheduler-config=*) sched_config=${1#*=}; shift ;;
       *) die "up: unknown argument: $1 (see hack/cluster.sh --help)" ;;
     esac
   done
   [[ -f "$nodes_file" ]] || die "no such nodes file: $nodes_file"
   nodes_file=$(cd "$(dirname "$nodes_file")" && pwd)/$(basename "$nodes_file")
   [[ -z "$nodes_n" || "$nodes_n" =~ ^[1-9][0-9]*$ ]] || die "--nodes wants a positive number, not '$nodes_n'"
+  if [[ -n "$sched_config" ]]; then
+    [[ -f "$sched_config" ]] || die "no such scheduler config: $sched_config"
+    grep -q '^kind: *KubeSchedulerConfiguration' "$sched_config" \
+      || die "$sched_config: not a KubeSchedulerConfiguration (kind: KubeSchedulerConfiguration)"
+    ! grep -Eq '^(clientConnection|leaderElection):' "$sched_config" \
+      || die "$sched_config: drop clientConnection and leaderElection: hack/cluster.sh sets them"
+  fi
 
   if all_alive && [[ -f "$PORTS_FILE" ]]; then
     # shellcheck source=/dev/null
@@ -370,6 +386,10 @@ clientConnection:
 leaderElection:
   leaderElect: false
 EOF
+  if [[ -n "$sched_config" ]]; then  # its other top-level keys (extenders, profiles, ...)
+    grep -Ev '^(apiVersion|kind):' "$sched_config" >> "$STATE_DIR/kube-scheduler.yaml" || true
+    log "kube-scheduler configured from $sched_config"
+  fi
   start kube-scheduler "$BIN_DIR/kube-scheduler" --config="$STATE_DIR/kube-scheduler.yaml" \
     --authentication-kubeconfig="$STATE_DIR/kube-scheduler.kubeconfig" \
     --authorization-kubeconfig="$STATE_DIR/kube-scheduler.kubeconfig" \

@@ -7,6 +7,8 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
@@ -171,6 +173,102 @@ def _runs(pools: list[str]) -> str:
     return ", ".join(f"{pool} x{count}" for pool, count in runs)
 
 
+# ------------------------------------------------------------------------------- intensity
+
+KEY_ENV = "GREENSHARD_PROVIDER_KEY"
+
+
+def cmd_intensity(args: argparse.Namespace) -> int:
+    """Each mapped region's intensity now and for the next 24 hours, from spec.provider."""
+    from greenshard.carbon import providers  # noqa: PLC0415 - urllib only for this command
+
+    raw = load_yaml(args.profile, lambda doc: doc)
+    profile = load_yaml(args.profile, model.parse_grid_profile)
+    try:
+        pspec = providers.parse_provider_spec((raw or {}).get("spec") or {})
+    except InputError as exc:
+        raise CliError(str(exc.with_source(args.profile))) from exc
+    key = None
+    if args.key_file:
+        try:
+            with open(args.key_file, encoding="utf-8") as handle:
+                key = handle.read().strip()
+        except OSError as exc:
+            raise CliError(f"{args.key_file}: cannot read: {exc.strerror or exc}") from exc
+    else:
+        key = os.environ.get(KEY_ENV) or None
+    if pspec.type in providers.NEEDS_KEY and not key:
+        raise CliError(
+            f"{args.profile}: provider {pspec.type} needs an API key: set {KEY_ENV} or pass "
+            "--key-file"
+        )
+    pspec = replace(pspec, timeout_seconds=args.timeout)
+    zones = dict(pspec.zones) if pspec.type != "static" else {r: r for r in profile.regions}
+    now = providers.utc_now()
+    outcomes = providers.make_provider(pspec, key, profile).fetch(zones, now)
+    for region in sorted(outcomes):
+        outcome = outcomes[region]
+        if isinstance(outcome, providers.ProviderError):
+            raise CliError(
+                f"{args.profile}: region {region} ({pspec.type} zone {zones[region]!r}): "
+                + providers.redact(outcome.message, key)
+            )
+    data: dict[str, Any] = {"provider": pspec.type, "fetchedAt": providers.iso(now), "regions": {}}
+    for region in sorted(outcomes):
+        reading = outcomes[region]
+        assert isinstance(reading, providers.Reading)
+        by_hour = reading.by_utc_hour()
+        data["regions"][region] = {
+            "zone": zones[region],
+            "source": reading.source,
+            "signal": reading.signal,
+            "current": reading.current,
+            "next24h": [by_hour[(now.hour + i) % 24] for i in range(24)],
+            "forecastHours": len(reading.forecast),
+        }
+    if args.output == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        print(render_intensity_table(data, now.hour))
+    return 0
+
+
+def render_intensity_table(data: dict[str, Any], hour: int) -> str:
+    head = ("REGION", "SOURCE", "SIGNAL", "NOW", f"NEXT 24H (UTC {hour:02d}:00 ON, gCO2e/kWh)")
+    rows = [head]
+    for region, entry in data["regions"].items():
+        rows.append(
+            (
+                region,
+                entry["source"],
+                entry["signal"],
+                f"{entry['current']:.0f}",
+                " ".join(f"{v:.0f}" for v in entry["next24h"]),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    signals = {e["signal"] for e in data["regions"].values()}
+    if "marginal" in signals:
+        lines.append("note: marginal (MOER) values are not comparable with average intensities")
+    short = [r for r, e in data["regions"].items() if e["forecastHours"] < 24]
+    if short:
+        lines.append(
+            f"note: no full 24 h forecast for {', '.join(short)}: the current value is repeated"
+        )
+    return "\n".join(lines)
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from greenshard import experiments  # noqa: PLC0415 - matplotlib only for `experiment`
+
+    path = experiments.run(args.name, Path(args.out), seed=args.seed, quick=args.quick)
+    print(path)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         # Before kopf imports the API client: it reads KUBECONFIG once, at import.
@@ -179,6 +277,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     return runner.run(
         args.kubeconfig, args.liveness_port, args.metrics_port, args.log_format, args.namespace
+    )
+
+
+def cmd_extender(args: argparse.Namespace) -> int:
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)
+    from greenshard.k8s import extender  # noqa: PLC0415 - aiohttp and the client only here
+
+    return extender.run(
+        args.kubeconfig, args.port, args.grid_profile, args.log_format, args.address, args.hour
     )
 
 
@@ -221,6 +329,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench.add_parser(sub)
 
+    e = sub.add_parser(
+        "experiment",
+        help="run a reproducible experiment: a markdown report with PNG figures",
+        description="static: QAOA p=1..5 vs exact, genetic, annealing and seconds per evaluation "
+        "against qubits; dynamic: 24 hours of grid intensity and re-planning strategies; noisy: "
+        "QAOA under depolarizing and amplitude-damping noise. Writes OUT/NAME/report.md "
+        "(needs matplotlib: pip install 'greenshard[experiments]').",
+    )
+    e.add_argument("name", choices=("static", "dynamic", "noisy"))
+    e.add_argument("--out", default="docs/results", help="output folder (default docs/results)")
+    e.add_argument("--seed", type=_seed, default=0)
+    e.add_argument("--quick", action="store_true", help="a reduced size (seconds; for tests)")
+    e.set_defaults(func=cmd_experiment)
+
+    i = sub.add_parser(
+        "intensity",
+        help="print each region's intensity now and for the next 24 h from spec.provider",
+        description=(
+            "Fetch live carbon intensity as a GridProfile's spec.provider configures it. The API "
+            f"key comes from ${KEY_ENV} or --key-file (never from the command line, never "
+            "printed); wattTime takes 'username:password'."
+        ),
+    )
+    i.add_argument("--profile", required=True, help="GridProfile YAML with spec.provider")
+    i.add_argument("--key-file", help=f"file holding the API key (default: ${KEY_ENV})")
+    i.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    i.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    i.set_defaults(func=cmd_intensity)
+
     r = sub.add_parser("run", help="run the operator (kopf) against the current kubeconfig")
     r.add_argument("--kubeconfig", help="kubeconfig path (default: KUBECONFIG or in-cluster)")
     r.add_argument("--liveness-port", type=int, default=8080, help="/healthz port (0: off)")
@@ -235,6 +372,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace", action="append", help="watch only this namespace (repeatable; default: all)"
     )
     r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser(
+        "extender", help="serve the kube-scheduler extender (carbon-aware filter and scores)"
+    )
+    e.add_argument("--port", type=_positive("--port", 65535), default=8888, help="HTTP port")
+    e.add_argument("--address", default="0.0.0.0", help="listen address (default 0.0.0.0)")
+    e.add_argument(
+        "--grid-profile", default="default", help="the GridProfile to use (default: default)"
+    )
+    e.add_argument("--kubeconfig", help="kubeconfig path (default: KUBECONFIG or in-cluster)")
+    e.add_argument("--hour", type=_hour, help="fixed UTC hour 0..23 (default: the current hour)")
+    e.add_argument(
+        "--log-format",
+        choices=("auto", "json", "console"),
+        default="auto",
+        help="auto: JSON unless stderr is a terminal",
+    )
+    e.set_defaults(func=cmd_extender)
     return parser
 
 

@@ -133,6 +133,14 @@ class RegionCarbon:
             return self.intensity[0]
         return self.intensity[hour % 24]
 
+    def mean_over(self, hour: int, hours: int = 1) -> float:
+        """Mean CI over the window of ``hours`` UTC hours starting at ``hour``. Emissions are
+        linear in CI, so minimising the sum over the window's hours is minimising the plan
+        with this mean (and the result's g/h is the window's hourly average)."""
+        if hours <= 1:
+            return self.at(hour)
+        return sum(self.at(hour + i) for i in range(hours)) / hours
+
 
 @dataclass(frozen=True)
 class LinkEnergy:
@@ -342,14 +350,24 @@ def shard_layers(layers: int, shards: int) -> list[tuple[int, int]]:
 
 
 def build_problem(
-    deployment: DeploymentSpec, nodes: Iterable[NodeInfo], profile: GridProfile, hour: int
+    deployment: DeploymentSpec,
+    nodes: Iterable[NodeInfo],
+    profile: GridProfile,
+    hour: int,
+    hours: int = 1,
 ) -> Problem:
     """Shards, candidate pools and the cost matrices at UTC ``hour``.
+
+    ``hours`` > 1 plans for the window hour .. hour+hours-1 (wrapping at 24): each pool's CI is
+    the window's mean, which minimises the sum of emissions over the window (they are linear in
+    CI); reported g/h are then the window's hourly average.
 
     Raises :class:`NoCandidatePoolError` when no pool is left.
     """
     if not 0 <= hour <= 23:
         raise InputError("hour", f"must be 0..23 (got {hour})")
+    if not 1 <= hours <= 24:
+        raise InputError("hours", f"must be 1..24 (got {hours})")
     b = deployment.bytes_per_value
     per_layer = deployment.parameters_billions * 1e9 / deployment.layers
     shards = []
@@ -391,7 +409,7 @@ def build_problem(
                 accel,
                 names,
                 float(sum(n.memory_bytes for n in members)),
-                carbon.at(hour),
+                carbon.mean_over(hour, hours),
                 carbon.pue,
                 profile.accelerators[accel] / 1e12,
             )

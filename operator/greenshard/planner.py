@@ -97,6 +97,25 @@ def baseline(problem: model.Problem) -> base.Solution:
     return base.make_solution(problem, unaware.placement, "baseline", "baseline")
 
 
+def hysteresis(
+    problem: model.Problem,
+    previous: tuple[int, ...] | None,
+    fresh: tuple[int, ...],
+    fresh_emissions: float,
+    min_savings_percent: float,
+) -> tuple[bool, float, float]:
+    """The operator's move rule: keep ``previous`` unless there is none, it equals ``fresh``, it
+    became infeasible, or ``fresh`` saves at least ``min_savings_percent`` of its emissions.
+
+    Returns (keep previous, emissions of previous, saving of fresh in percent); the last two are
+    0.0 when there is nothing to compare."""
+    if previous is None or previous == fresh or not model.feasible(problem, previous):
+        return False, 0.0, 0.0
+    current = model.emissions(problem, previous)
+    saving = 100.0 * (current - fresh_emissions) / current if current > 0 else 0.0
+    return saving < min_savings_percent, current, saving
+
+
 def plan(problem: model.Problem, config: SolverConfig) -> Plan:
     solution = make_solver(config).solve(problem)
     return Plan(problem, solution, baseline(problem))

@@ -257,7 +257,7 @@ class Controller:
             spec,
             candidates,
             profile_body.get("spec"),
-            (profile_body.get("status") or {}).get("regions"),
+            _live_intensities(profile_body),
         )
         due = self.clock() - record.planned_at >= settings.reoptimize_seconds
         if inputs != record.fingerprint or due:
@@ -327,6 +327,7 @@ class Controller:
                 nodes,
                 resources.grid_profile(_first(self.caches.profiles[settings.grid_profile])),
                 self.hour(),
+                settings.forecast_hours,
             )
         except GreenShardError as err:
             return await self._fail(key, body, record, "NoCandidatePool", str(err))
@@ -428,6 +429,8 @@ class Controller:
     ) -> dict[str, Any]:
         status = body.get("status") or {}
         wanted = resources.plan_status(plan, names, record.optimized_at)
+        # g/h are the hourly average over this many hours from emissions.hour
+        wanted["emissions"]["forecastHours"] = settings.forecast_hours
         conditions = [
             resources.optimized_condition(plan, record.kept_reason),
             resources.Condition("Degraded", False, "AsExpected", "no error"),
@@ -531,6 +534,17 @@ class Controller:
         return await self._write_status(key, record, status, wanted, "failed")
 
 
+def _live_intensities(profile_body: Mapping[str, Any]) -> dict[str, Any]:
+    """What planning reads from GridProfile status: the intensities (a refresh that only
+    moves fetchedAt is no reason to re-plan)."""
+    regions = (profile_body.get("status") or {}).get("regions") or {}
+    if not isinstance(regions, Mapping):
+        return {}
+    return {
+        str(r): e.get("intensity") if isinstance(e, Mapping) else None for r, e in regions.items()
+    }
+
+
 def _pools_text(plan: planner.Plan) -> str:
     seen: list[str] = []
     for k in plan.solution.placement:
@@ -557,14 +571,10 @@ def apply_hysteresis(
 ) -> tuple[planner.Plan, str]:
     """Keep ``previous`` unless it became infeasible or the fresh plan saves at least
     ``min_savings_percent`` of its emissions. Returns the plan to apply and why it was kept."""
-    problem = fresh.problem
-    if previous is None or previous == fresh.solution.placement:
-        return fresh, ""
-    if not model.feasible(problem, previous):
-        return fresh, ""
-    current = model.emissions(problem, previous)
-    saving = 100.0 * (current - fresh.emissions) / current if current > 0 else 0.0
-    if saving >= min_savings_percent:
+    keep, current, saving = planner.hysteresis(
+        fresh.problem, previous, fresh.solution.placement, fresh.emissions, min_savings_percent
+    )
+    if not keep or previous is None:
         return fresh, ""
     sol = fresh.solution
     kept_solution = replace(

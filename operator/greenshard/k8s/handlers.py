@@ -16,7 +16,7 @@ import kopf
 
 from greenshard import carbon
 from greenshard.k8s import controller as ctl
-from greenshard.k8s import kube, resources, solving, workloads
+from greenshard.k8s import gridprofiles, kube, resources, solving, workloads
 from greenshard.k8s.metrics import Metrics
 
 LOOP_STALE_SECONDS = 120.0
@@ -53,6 +53,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     memo.stopped = asyncio.Event()
     memo.loop_task = asyncio.create_task(memo.controller.run(memo.stopped))
+    memo.refresher = gridprofiles.Refresher(api)
+    memo.refresh_task = asyncio.create_task(memo.refresher.run(memo.stopped))
 
 
 def _hour_from_file(path: str) -> Callable[[], int]:
@@ -74,6 +76,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if stopped is not None:
         stopped.set()
         await asyncio.wait_for(memo.loop_task, timeout=30)
+        refresh_task = getattr(memo, "refresh_task", None)
+        if refresh_task is not None:
+            await asyncio.wait_for(refresh_task, timeout=30)
     runner = getattr(memo, "runner", None)
     if runner is not None:
         await asyncio.to_thread(runner.close)
@@ -109,6 +114,17 @@ def profile_index(name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict
             "status": dict(body.status),
         }
     }
+
+
+@kopf.on.event(resources.GROUP, resources.VERSION, resources.GP_PLURAL)
+def attach_profiles(memo: kopf.Memo, **kwargs: Any) -> None:
+    """Hand the GridProfile index to the refresher (live carbon data); later events wake it."""
+    refresher = getattr(memo, "refresher", None)
+    if refresher is None:
+        return
+    if refresher.profiles is not kwargs["profile_index"]:
+        refresher.attach(kwargs["profile_index"])
+    refresher.wake.set()
 
 
 @kopf.index(resources.GROUP, resources.VERSION, resources.INFD_PLURAL)

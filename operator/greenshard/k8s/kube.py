@@ -4,6 +4,7 @@ ApiException into :class:`KubeError`. Every write goes through here, so it is co
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 import uuid
@@ -89,7 +90,33 @@ class KubeApi:
         )
         return [self.api_client.sanitize_for_serialization(d) for d in result.items]
 
+    async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
+        """One Secret's data, decoded (the chart grants `get` on that Secret only, by name).
+        The values are API keys: callers never log them or put them into messages."""
+        result = await self._call(self.core.read_namespaced_secret, name, namespace)
+        data = getattr(result, "data", None) or {}
+        out: dict[str, str] = {}
+        for key, value in data.items():
+            try:
+                out[str(key)] = base64.b64decode(value).decode().strip()
+            except (ValueError, UnicodeDecodeError):
+                continue
+        return out
+
     # ----------------------------------------------------------------------------- writes
+
+    async def patch_gp_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch a (cluster-scoped) GridProfile's status through the status subresource."""
+        result = await self._write(
+            "gridprofile.status",
+            self.custom.patch_cluster_custom_object_status,
+            resources.GROUP,
+            resources.VERSION,
+            resources.GP_PLURAL,
+            name,
+            {"status": status},
+        )
+        return dict(result) if isinstance(result, dict) else {}
 
     async def patch_infd_status(
         self, namespace: str, name: str, status: dict[str, Any]

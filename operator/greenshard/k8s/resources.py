@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from greenshard import model, planner
-from greenshard.errors import InputError
+from greenshard.carbon import providers
 from greenshard.solvers import SolverConfig
 
 GROUP = "greenshard.io"
@@ -19,16 +18,10 @@ GP_PLURAL = "gridprofiles"
 
 CONDITION_TYPES = ("Ready", "Optimized", "Progressing", "Degraded")
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-
 
 def parse_duration(text: str, field: str = "spec.carbon.reoptimizeInterval") -> float:
     """'15m', '1h30m', '45s' -> seconds (at least 10 s: re-planning is not a busy loop)."""
-    match = _DURATION.match(text.strip())
-    if not text.strip() or not match:
-        raise InputError(field, f"{text!r} is not a duration like 15m, 1h or 90s")
-    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return max(10.0, hours * 3600.0 + minutes * 60.0 + seconds)
+    return providers.duration_seconds(text, field)
 
 
 @dataclass(frozen=True)
@@ -40,6 +33,7 @@ class Settings:
     min_savings_percent: float
     mode: str
     solver: SolverConfig
+    forecast_hours: int = 1  # plan for the mean CI of the next N hours (1: the current hour)
 
 
 def parse_settings(spec: Mapping[str, Any], max_qubits_cap: int = 24) -> Settings:
@@ -52,6 +46,7 @@ def parse_settings(spec: Mapping[str, Any], max_qubits_cap: int = 24) -> Setting
         reoptimize_seconds=parse_duration(str(carbon.get("reoptimizeInterval") or "15m")),
         min_savings_percent=float(carbon.get("minSavingsPercent", 5.0)),
         mode=str(spec.get("mode") or "Apply"),
+        forecast_hours=max(1, min(24, int(carbon.get("forecastHours", 1)))),
         solver=SolverConfig(
             algorithm=str(solver.get("algorithm") or "auto"),
             depth=int(solver.get("depth", 3)),

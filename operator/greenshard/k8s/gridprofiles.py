@@ -1,0 +1,254 @@
+"""The GridProfile refresher: live intensities from each profile's provider into its status.
+
+One asyncio task (like the controller loop; no kopf daemons or timers, which would add
+finalizers). Every GridProfile whose ``spec.provider.type`` is not ``static`` is refreshed on its
+``refreshInterval``: the API key is read from the one Secret that ``secretRef`` names, the
+provider is asked (in a thread), :func:`providers.resolve` decides what the status says (fresh
+values, the last good ones until ``staleAfter``, else the static spec values), and the status is
+patched through the status subresource only when it differs. Planning reads
+``status.regions[*].intensity`` (see :func:`resources.grid_profile`).
+
+Keys live in memory only: never in a log line, an Event, the status or an annotation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from greenshard.carbon import providers
+from greenshard.errors import GreenShardError
+from greenshard.k8s import resources
+from greenshard.k8s.kube import KubeError
+
+log = structlog.get_logger("greenshard.gridprofiles")
+
+
+class Api(Protocol):
+    async def read_secret(self, namespace: str, name: str) -> dict[str, str]: ...
+
+    async def patch_gp_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass
+class _State:
+    fingerprint: str = ""
+    due: float = float("-inf")
+    failures: int = 0
+    provider: providers.Provider | None = None
+    last_patch: dict[str, Any] | None = None
+    last_patch_at: float = float("-inf")
+
+
+def _first(value: Any) -> Any:
+    if isinstance(value, Mapping) or value is None:
+        return value
+    for item in value:
+        return item
+    return None
+
+
+class Refresher:
+    def __init__(
+        self,
+        api: Api,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], dt.datetime] = providers.utc_now,
+        make_provider: Callable[..., providers.Provider] = providers.make_provider,
+    ) -> None:
+        self.api = api
+        self.clock = clock
+        self.now = now
+        self.make_provider = make_provider
+        self.profiles: Mapping[str, Any] = {}
+        self.states: dict[str, _State] = {}
+        self.wake = asyncio.Event()
+        self.heartbeat = clock()
+
+    def attach(self, profiles: Mapping[str, Any]) -> None:
+        self.profiles = profiles
+        self.wake.set()
+
+    async def run(self, stopped: asyncio.Event, idle_seconds: float = 1.0) -> None:
+        while not stopped.is_set():
+            self.heartbeat = self.clock()
+            await self.pass_all()
+            self.wake.clear()
+            waiter = asyncio.ensure_future(self.wake.wait())
+            stopper = asyncio.ensure_future(stopped.wait())
+            await asyncio.wait(
+                {waiter, stopper}, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            waiter.cancel()
+            stopper.cancel()
+
+    async def pass_all(self) -> None:
+        names = sorted(self.profiles.keys())
+        for name in list(self.states):
+            if name not in self.profiles:
+                del self.states[name]
+        for name in names:
+            body = _first(self.profiles.get(name))
+            if body is None:
+                continue
+            try:
+                await self.refresh(name, body)
+            except KubeError as err:
+                log.warning("gridprofile status write failed", profile=name, error=str(err))
+            except Exception:  # one bad profile must not stop the others
+                log.exception("gridprofile refresh crashed", profile=name)
+
+    async def refresh(self, name: str, body: Mapping[str, Any]) -> str:
+        """One profile: '' when not due, else what happened (for tests)."""
+        state = self.states.setdefault(name, _State())
+        spec = body.get("spec") or {}
+        status = body.get("status") or {}
+        generation = int((body.get("metadata") or {}).get("generation", 1))
+        fp = _fingerprint(spec.get("provider"), spec.get("regions"))
+        if fp != state.fingerprint:
+            state.fingerprint, state.due, state.failures, state.provider = fp, -1e300, 0, None
+        if self.clock() < state.due:
+            return ""
+        try:
+            pspec = providers.parse_provider_spec(spec)
+            profile = resources.grid_profile({"metadata": body["metadata"], "spec": spec})
+        except GreenShardError as err:
+            state.due = float("inf")  # until the spec changes
+            invalid: dict[str, Any] = {
+                "conditions": self._conditions(
+                    status,
+                    generation,
+                    (False, "InvalidProvider", str(err)),
+                    (True, "InvalidProvider", str(err)),
+                )
+            }
+            return await self._write(name, state, status, invalid, "invalid")
+        if pspec.type == "static":
+            state.due = float("inf")
+            if status.get("regions") or status.get("provider"):
+                reset: dict[str, Any] = {"regions": None, "provider": None, "conditions": None}
+                return await self._write(name, state, status, reset, "static")
+            return "static"
+
+        key, key_error = await self._key(pspec)
+        now = self.now()
+        if key_error is not None:
+            outcomes: dict[str, providers.Outcome] = dict.fromkeys(pspec.zones, key_error)
+        else:
+            if state.provider is None:
+                state.provider = self.make_provider(pspec, key)
+            outcomes = await asyncio.to_thread(state.provider.fetch, pspec.zones, now)
+        resolution = providers.resolve(
+            profile,
+            status.get("regions") or {},
+            outcomes,
+            now,
+            pspec.stale_after_seconds,
+            pspec.type,
+        )
+        failed = resolution.degraded[0]
+        state.failures = state.failures + 1 if failed else 0
+        state.due = self.clock() + providers.next_refresh_seconds(
+            pspec.refresh_seconds, state.failures, resolution.retry_after
+        )
+        fresh = _redacted(resolution.fresh, key)
+        degraded = _redacted(resolution.degraded, key)
+        if failed:
+            log.warning(
+                "carbon provider degraded",
+                profile=name,
+                provider=pspec.type,
+                reason=degraded[1],
+                error=degraded[2],
+                retry_in=round(state.due - self.clock(), 1),
+            )
+        wanted: dict[str, Any] = {
+            "provider": {"type": pspec.type, "signal": pspec.signal},
+            "regions": resolution.regions,
+            "summary": _summary(resolution.regions),
+            "conditions": self._conditions(status, generation, fresh, degraded),
+            "observedGeneration": generation,
+        }
+        return await self._write(name, state, status, wanted, "degraded" if failed else "fresh")
+
+    async def _key(
+        self, pspec: providers.ProviderSpec
+    ) -> tuple[str | None, providers.ProviderError | None]:
+        ref = pspec.secret_ref
+        if ref is None:
+            return None, None
+        try:
+            data = await self.api.read_secret(ref.namespace, ref.name)
+        except KubeError as err:
+            hint = (
+                " (the operator may get only the Secret that the chart's "
+                "carbonProvider.secretRef names)"
+                if err.status == 403
+                else ""
+            )
+            return None, providers.KeyUnavailableError(
+                f"cannot read Secret {ref.namespace}/{ref.name}: HTTP {err.status} {err.reason}"
+                + hint
+            )
+        value = data.get(ref.key)
+        if not value:
+            return None, providers.KeyUnavailableError(
+                f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}"
+            )
+        return value, None
+
+    @staticmethod
+    def _conditions(
+        status: Mapping[str, Any],
+        generation: int,
+        fresh: tuple[bool, str, str],
+        degraded: tuple[bool, str, str],
+    ) -> list[dict[str, Any]]:
+        return resources.merge_conditions(
+            status.get("conditions") or [],
+            [resources.Condition("Fresh", *fresh), resources.Condition("Degraded", *degraded)],
+            generation,
+            resources.now_iso(),
+        )
+
+    async def _write(
+        self,
+        name: str,
+        state: _State,
+        status: Mapping[str, Any],
+        wanted: Mapping[str, Any],
+        result: str,
+    ) -> str:
+        patch = resources.status_patch(status, wanted)
+        if patch is None:
+            return result
+        if patch == state.last_patch and self.clock() - state.last_patch_at < 10.0:
+            return result  # our own write has not come back through the index yet
+        await self.api.patch_gp_status(name, patch)
+        state.last_patch, state.last_patch_at = patch, self.clock()
+        return result
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _redacted(cond: tuple[bool, str, str], key: str | None) -> tuple[bool, str, str]:
+    return cond[0], cond[1], providers.redact(cond[2], key)
+
+
+def _summary(regions: Mapping[str, Mapping[str, Any]]) -> str:
+    parts = []
+    for region in sorted(regions):
+        entry = regions[region]
+        current = entry.get("current")
+        text = f"{current:g}" if isinstance(current, int | float) else "?"
+        parts.append(f"{region}={text}")
+    return ",".join(parts)
