@@ -23,7 +23,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import resource
 import statistics
 import sys
 import time
@@ -32,6 +31,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
+
+from greenshard import memory
 
 DEFAULT_QUBITS = "12,16,20,22,24"
 BACKENDS = ("qsim", "cirq")
@@ -191,8 +192,8 @@ def plan_tasks(args: argparse.Namespace) -> tuple[list[Task], list[str]]:
     """The configurations to run, and notes on what was skipped and why."""
     tasks: list[Task] = []
     notes: list[str] = []
-    fresh = not _can_reset_peak()
-    available = _available_memory()
+    fresh = not memory.can_reset_peak()
+    available = memory.available_bytes()
     for n in args.qubits:
         need = BYTES_PER_BASIS_STATE << n
         if available is not None and need > available:
@@ -266,9 +267,9 @@ def run_tasks(tasks: list[Task]) -> Iterator[dict[str, Any]]:
 
 def run_task(task: Task) -> dict[str, Any]:
     """Runs one configuration (in the worker process) and returns its row."""
-    _reset_peak()
+    memory.reset_peak()
     row = _evaluation(task) if task.kind == "evaluation" else _solve(task)
-    return {**_identity(task), **row, "peakMemoryBytes": _peak_bytes()}
+    return {**_identity(task), **row, "peakMemoryBytes": memory.peak_bytes()}
 
 
 def _identity(task: Task) -> dict[str, Any]:
@@ -372,42 +373,6 @@ def _solve(task: Task) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ peak memory
-
-
-def _can_reset_peak() -> bool:
-    return os.access("/proc/self/clear_refs", os.W_OK) and os.path.exists("/proc/self/status")
-
-
-def _reset_peak() -> None:
-    """Resets the kernel's peak-RSS mark of this process (Linux: clear_refs 5)."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
-            handle.write("5")
-    except OSError:
-        pass
-
-
-def _peak_bytes() -> int:
-    """This process's peak resident memory since the last reset (VmHWM), else ru_maxrss."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 # ------------------------------------------------------------------------------------ table

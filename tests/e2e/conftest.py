@@ -309,3 +309,13 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
         cluster.kubectl(
             "delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False
         )
+
+
+@pytest.fixture(scope="module")
+def crds(cluster: Cluster) -> Cluster:
+    """The cluster with GreenShard's CRDs applied and established."""
+    root = Path(__file__).resolve().parents[2]
+    cluster.kubectl("apply", "-f", str(root / "crds"))
+    for crd in ("inferencedeployments.greenshard.io", "gridprofiles.greenshard.io"):
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    return cluster

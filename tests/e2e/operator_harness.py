@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +126,14 @@ class Operator:
             if line.startswith("greenshard_api_writes_total{"):
                 total += float(line.rsplit(" ", 1)[1])
         return total
+
+
+@contextlib.contextmanager
+def running_operator(kubeconfig: str, workdir: Path) -> Iterator[Operator]:
+    """A started operator, stopped afterwards; fails the test if it logged an error."""
+    op = Operator(kubeconfig, workdir)
+    op.start()
+    yield op
+    op.stop()
+    errors = [r for r in op.log_records() if r.get("level") in ("error", "critical")]
+    assert not errors, errors[:3]

@@ -13,28 +13,16 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_harness import ROOT, Operator
+from operator_harness import ROOT, Operator, running_operator
 
 SAMPLE = yaml.safe_load((ROOT / "crds/samples/llama-70b.yaml").read_text())
 PROFILE = yaml.safe_load((ROOT / "crds/samples/gridprofile.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
-def crds(cluster: Any) -> Any:
-    cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    for crd in ("inferencedeployments.greenshard.io", "gridprofiles.greenshard.io"):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
-    return cluster
-
-
-@pytest.fixture(scope="module")
 def operator(crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    op = Operator(crds.kubeconfig, tmp_path_factory.mktemp("operator"))
-    op.start()
-    yield op
-    op.stop()
-    errors = [r for r in op.log_records() if r.get("level") in ("error", "critical")]
-    assert not errors, errors[:3]
+    with running_operator(crds.kubeconfig, tmp_path_factory.mktemp("operator")) as op:
+        yield op
 
 
 def profile(cluster: Any, name: str, regions: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_harness import ROOT, Operator
+from operator_harness import ROOT, Operator, running_operator
 
 from fakeprovider import FakeProvider
 
@@ -24,14 +24,6 @@ H100 = "NVIDIA-H100-80GB-HBM3"
 
 
 @pytest.fixture(scope="module")
-def crds(cluster: Any) -> Any:
-    cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    for crd in ("inferencedeployments.greenshard.io", "gridprofiles.greenshard.io"):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
-    return cluster
-
-
-@pytest.fixture(scope="module")
 def fake() -> Iterator[FakeProvider]:
     with FakeProvider() as server:
         yield server
@@ -39,12 +31,9 @@ def fake() -> Iterator[FakeProvider]:
 
 @pytest.fixture(scope="module")
 def operator(crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    op = Operator(crds.kubeconfig, tmp_path_factory.mktemp("operator-providers"))
-    op.start()
-    yield op
-    op.stop()
-    errors = [r for r in op.log_records() if r.get("level") in ("error", "critical")]
-    assert not errors, errors[:3]
+    workdir = tmp_path_factory.mktemp("operator-providers")
+    with running_operator(crds.kubeconfig, workdir) as op:
+        yield op
     assert SENTINEL not in op.log_path.read_text(errors="replace")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import resource
 import statistics
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greenshard import memory
 from greenshard.experiments import report
 
 PREPRINT_WALL = 15
@@ -67,14 +67,14 @@ class Task:
 
 
 def run_task(task: Task) -> dict[str, Any]:
-    _reset_peak()
+    memory.reset_peak()
     if task.kind == "solve":
         row = _solve(task)
     elif task.kind == "evaluation":
         row = _evaluation(task)
     else:
         row = _bandwidth()
-    return {**row, "peakMemoryBytes": _peak_bytes()}
+    return {**row, "peakMemoryBytes": memory.peak_bytes()}
 
 
 def feasible_seeds(qubits: int, seed: int, count: int) -> list[int]:
@@ -196,36 +196,6 @@ def _bandwidth() -> dict[str, Any]:
     return {"kind": "bandwidth", "bytesPerSecond": 2 * src.nbytes / min(times)}
 
 
-def _reset_peak() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
-            handle.write("5")
-    except OSError:
-        pass
-
-
-def _peak_bytes() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def run_tasks(tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
     """Tasks in spawned workers, a fresh one per (kind, qubits) so that no earlier size's memory
     stays resident; the peak is reset before each task. A dead worker fails only its task."""
@@ -290,7 +260,7 @@ def run(out: Path, seed: int = 0, quick: bool = False) -> Path:
         ]
         if solver != "bruteforce" or n <= BRUTE_FORCE_QUBITS
     ]
-    available = available_memory()
+    available = memory.available_bytes()
     skipped = [
         n
         for n in config.eval_qubits

@@ -141,6 +141,16 @@ def shard_available(facts: Mapping[str, Any], desired_hash: str) -> bool:
     )
 
 
+async def idle(wake: asyncio.Event, stopped: asyncio.Event, seconds: float) -> None:
+    """Sleep until woken, stopped, or ``seconds`` pass; clears the wake-up first."""
+    wake.clear()
+    waiter = asyncio.ensure_future(wake.wait())
+    stopper = asyncio.ensure_future(stopped.wait())
+    await asyncio.wait({waiter, stopper}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    stopper.cancel()
+
+
 class Controller:
     def __init__(
         self,
@@ -176,14 +186,7 @@ class Controller:
             self.heartbeat = self.clock()
             if self.attached:
                 await self.pass_all()
-            self.wake.clear()
-            waiter = asyncio.ensure_future(self.wake.wait())
-            stopper = asyncio.ensure_future(stopped.wait())
-            await asyncio.wait(
-                {waiter, stopper}, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            waiter.cancel()
-            stopper.cancel()
+            await idle(self.wake, stopped, idle_seconds)
 
     async def pass_all(self) -> None:
         keys = sorted(self.caches.infds.keys())

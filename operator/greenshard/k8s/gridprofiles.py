@@ -25,7 +25,7 @@ import structlog
 
 from greenshard.carbon import providers
 from greenshard.errors import GreenShardError
-from greenshard.k8s import resources
+from greenshard.k8s import controller, resources
 from greenshard.k8s.kube import KubeError
 
 log = structlog.get_logger("greenshard.gridprofiles")
@@ -80,14 +80,7 @@ class Refresher:
         while not stopped.is_set():
             self.heartbeat = self.clock()
             await self.pass_all()
-            self.wake.clear()
-            waiter = asyncio.ensure_future(self.wake.wait())
-            stopper = asyncio.ensure_future(stopped.wait())
-            await asyncio.wait(
-                {waiter, stopper}, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            waiter.cancel()
-            stopper.cancel()
+            await controller.idle(self.wake, stopped, idle_seconds)
 
     async def pass_all(self) -> None:
         names = sorted(self.profiles.keys())
