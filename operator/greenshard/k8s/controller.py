@@ -28,7 +28,6 @@ from greenshard.solvers import base
 log = structlog.get_logger("greenshard.controller")
 
 Key = tuple[str, str]
-STALE_CACHE_S = 10.0  # how long our own status patch may take to come back as an event
 
 
 class Api(Protocol):
@@ -69,8 +68,7 @@ class Record:
     error: str = ""
     optimized_at: str = ""
     kept_reason: str = ""
-    last_patch: dict[str, Any] | None = None
-    last_patch_at: float = float("-inf")
+    gate: resources.PatchGate = field(default_factory=resources.PatchGate)
 
 
 @dataclass
@@ -305,13 +303,11 @@ class Controller:
         result: str,
     ) -> str:
         """Patch only what differs; never resend a patch the cache has not caught up with."""
-        patch = resources.status_patch(status, wanted)
+        patch = record.gate.due(status, wanted, self.clock())
         if patch is None:
             return "unchanged" if result == "updated" else result
-        if patch == record.last_patch and self.clock() - record.last_patch_at < STALE_CACHE_S:
-            return "unchanged" if result == "updated" else result
         await self.api.patch_infd_status(key[0], key[1], patch)
-        record.last_patch, record.last_patch_at = patch, self.clock()
+        record.gate.sent(patch, self.clock())
         return result
 
     async def _replan(

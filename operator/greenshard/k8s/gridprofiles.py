@@ -18,7 +18,7 @@ import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -43,8 +43,7 @@ class _State:
     due: float = float("-inf")
     failures: int = 0
     provider: providers.Provider | None = None
-    last_patch: dict[str, Any] | None = None
-    last_patch_at: float = float("-inf")
+    gate: resources.PatchGate = field(default_factory=resources.PatchGate)
 
 
 def _first(value: Any) -> Any:
@@ -219,13 +218,11 @@ class Refresher:
         wanted: Mapping[str, Any],
         result: str,
     ) -> str:
-        patch = resources.status_patch(status, wanted)
+        patch = state.gate.due(status, wanted, self.clock())
         if patch is None:
             return result
-        if patch == state.last_patch and self.clock() - state.last_patch_at < 10.0:
-            return result  # our own write has not come back through the index yet
         await self.api.patch_gp_status(name, patch)
-        state.last_patch, state.last_patch_at = patch, self.clock()
+        state.gate.sent(patch, self.clock())
         return result
 
 

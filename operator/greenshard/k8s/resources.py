@@ -158,6 +158,28 @@ def _diff(current: Any, wanted: Any) -> Any:
 _SAME: Any = object()
 
 
+@dataclass
+class PatchGate:
+    """Remembers the last status patch sent, so that a pass that runs before our own write
+    comes back through the watch does not send it again."""
+
+    patch: dict[str, Any] | None = None
+    sent_at: float = float("-inf")
+    window: float = 10.0  # seconds our own write may take to come back as an event
+
+    def due(
+        self, current: Mapping[str, Any], wanted: Mapping[str, Any], now: float
+    ) -> dict[str, Any] | None:
+        """The merge patch to send now, or None (nothing differs, or just sent)."""
+        patch = status_patch(current, wanted)
+        if patch is None or (patch == self.patch and now - self.sent_at < self.window):
+            return None
+        return patch
+
+    def sent(self, patch: dict[str, Any], now: float) -> None:
+        self.patch, self.sent_at = patch, now
+
+
 def status_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any] | None:
     """The merge patch of the keys of ``wanted`` (other top-level keys are left alone: a failed
     plan keeps the last good placement), or None when the status already says it all."""
