@@ -256,3 +256,26 @@ def test_bad_profile_names_the_field() -> None:
 def test_wrong_kind_is_rejected() -> None:
     with pytest.raises(InputError, match="must be InferenceDeployment"):
         model.parse_deployment({"kind": "Deployment", "spec": {}})
+
+
+@pytest.mark.parametrize(("hour", "hours"), [(5, 6), (20, 8), (0, 24)])
+def test_window_plan_is_the_sum_of_its_hours(hour: int, hours: int) -> None:
+    """forecastHours: emissions on the window's mean CI x hours == the sum over the hours, for
+    every placement, so the window's optimum minimises the summed emissions."""
+    import itertools
+    import random
+
+    from greenshard import instances
+
+    deployment, nodes, profile = instances.synthetic_documents(8, 5)
+    rng = random.Random(hour)
+    for region in profile["spec"]["regions"].values():
+        region["intensity"] = [round(rng.uniform(20, 600), 1) for _ in range(24)]
+    dep = model.parse_deployment(deployment)
+    node_infos = model.parse_nodes(nodes)
+    prof = model.parse_grid_profile(profile)
+    window = model.build_problem(dep, node_infos, prof, hour, hours=hours)
+    each = [model.build_problem(dep, node_infos, prof, (hour + i) % 24) for i in range(hours)]
+    for placement in itertools.product(range(window.num_pools), repeat=window.num_shards):
+        total = sum(model.emissions(p, placement) for p in each)
+        assert hours * model.emissions(window, placement) == pytest.approx(total, rel=1e-12)
