@@ -136,7 +136,7 @@ regen_gomod() {
 }
 
 # --- stamps -----------------------------------------------------------------
-sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
+sha() { cat "$@" | sha256sum | cut -c1-16; }  # contents only: the same in every worktree
 STAMP_DIR="$BIN_DIR/.stamps"
 stamp_of() {  # what a tool's build depends on
   printf '%s %s %s %s\n' "$1" "${VER[$1]}" "$GO_VERSION" \
