@@ -9,11 +9,13 @@ greenest pool" nor obvious.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from greenshard import model
+from greenshard import model, subspace
+from greenshard.errors import GreenShardError
 
 ACCELERATORS = {  # joules per teraflop, PUE excluded (rough datasheet figures at ~40% MFU)
     "NVIDIA-H100-80GB-HBM3": 1.75,
@@ -115,3 +117,228 @@ def synthetic_problem(qubits: int, seed: int, hour: int = 0) -> model.Problem:
         model.parse_grid_profile(profile),
         hour,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Constrained families: where QAOA schedules are fitted (training) and judged (held out)
+# --------------------------------------------------------------------------------------------
+
+GPU_ACCELERATORS = tuple(a for a in ACCELERATORS if a != "cpu")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A recipe for constrained instances. ``feasible`` bounds the fraction of the K**S
+    placements that are feasible: a draw outside it is redrawn (so a family stays as
+    constrained as it says whatever the feasibility rule)."""
+
+    name: str
+    regions: int
+    accelerators: tuple[str, ...]
+    nodes_per_pool: tuple[int, int]  # inclusive range
+    gpus_per_node: tuple[int, ...]
+    capacity: tuple[float, float]  # a pool's memory in units of a fair share (weights / K)
+    hops: tuple[int | None, ...]  # maxRegionHops choices (None: no limit)
+    intensity: str  # spread | close | bimodal
+    cross_region: tuple[float, float]  # J/B between regions
+    feasible: tuple[float, float] = (0.0005, 0.05)
+
+
+#: Schedules are fitted on these (with FITTING_SEEDS) and nowhere else.
+TRAINING_FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family(
+            "train-capacity",
+            3,
+            GPU_ACCELERATORS,
+            (1, 2),
+            (1, 2),
+            (0.8, 2.0),
+            (None,),
+            "spread",
+            (1e-5, 4e-5),
+        ),
+        Family(
+            "train-hops",
+            4,
+            GPU_ACCELERATORS[:2],
+            (1, 1),
+            (1,),
+            (1.2, 2.8),
+            (1, 2),
+            "close",
+            (5e-6, 2e-5),
+        ),
+        Family(
+            "train-mixed",
+            3,
+            GPU_ACCELERATORS,
+            (1, 3),
+            (1, 2, 4),
+            (0.6, 1.8),
+            (None, 2),
+            "bimodal",
+            (1e-5, 3e-5),
+        ),
+    )
+}
+#: Schedules are judged on these, which share no recipe with the training families.
+HELD_OUT_FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family(
+            "heldout-bimodal-wide",
+            5,
+            GPU_ACCELERATORS,
+            (2, 3),
+            (2, 4),
+            (0.5, 1.6),
+            (None,),
+            "bimodal",
+            (2e-5, 6e-5),
+        ),
+        Family(
+            "heldout-close-hops",
+            3,
+            GPU_ACCELERATORS,
+            (1, 2),
+            (1, 2),
+            (1.0, 2.4),
+            (0, 1),
+            "close",
+            (1e-6, 1e-5),
+        ),
+        Family(
+            "heldout-spread-tight",
+            4,
+            GPU_ACCELERATORS[1:],
+            (1, 4),
+            (1, 8),
+            (0.4, 1.4),
+            (None, 3),
+            "spread",
+            (5e-6, 5e-5),
+        ),
+    )
+}
+FAMILIES: dict[str, Family] = {**TRAINING_FAMILIES, **HELD_OUT_FAMILIES}
+#: Seeds the schedules were fitted on; tests and held-out reports never use them.
+FITTING_SEEDS = range(0, 1000)
+#: Seeds of held-out reports and tests.
+HELD_OUT_SEEDS = range(100_000, 200_000)
+MAX_DRAWS = 400
+
+
+def family_documents(
+    family: Family, shards: int, pools: int, rng: np.random.Generator
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """One draw of (InferenceDeployment, NodeList, GridProfile) from a family."""
+    regions = [f"region-{chr(97 + i)}" for i in range(family.regions)]
+    keys = [(r, a) for r in regions for a in family.accelerators]
+    if pools > len(keys):
+        raise ValueError(f"family {family.name} has at most {len(keys)} pools")
+    chosen = sorted(keys[i] for i in rng.choice(len(keys), size=pools, replace=False))
+    layers = shards * int(rng.integers(2, 5)) + int(rng.integers(0, shards))
+    params = float(rng.choice([13.0, 34.0, 70.0]))
+    model_bytes = params * 1e9 * 2.0
+    nodes: list[dict[str, Any]] = []
+    for region, accel in chosen:
+        share = float(rng.uniform(*family.capacity)) / pools
+        count = int(rng.integers(family.nodes_per_pool[0], family.nodes_per_pool[1] + 1))
+        gpus = int(rng.choice(family.gpus_per_node))
+        mib = int(np.ceil(model_bytes * share / (count * gpus) / 2**20))
+        for _ in range(count):
+            nodes.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": f"node-{len(nodes)}",
+                        "labels": {
+                            model.REGION_LABEL: region,
+                            model.GPU_PRODUCT_LABEL: accel,
+                            model.GPU_MEMORY_LABEL: str(mib),
+                            model.GPU_COUNT_LABEL: str(gpus),
+                        },
+                    },
+                    "status": {
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                        "allocatable": {"memory": "64Gi", "nvidia.com/gpu": str(gpus)},
+                    },
+                }
+            )
+    hops = family.hops[int(rng.integers(0, len(family.hops)))]
+    deployment = {
+        "apiVersion": "greenshard.io/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": f"{family.name}-{shards}x{pools}", "namespace": "default"},
+        "spec": {
+            "model": {
+                "name": "synthetic",
+                "layers": layers,
+                "hiddenSize": 8192,
+                "parametersBillions": params,
+                "dtype": "bfloat16",
+            },
+            "sharding": {"shards": shards, "replicas": 1},
+            "workload": {"tokensPerSecond": float(rng.integers(200, 2000))},
+            "placement": {} if hops is None else {"maxRegionHops": hops},
+        },
+    }
+    profile = {
+        "apiVersion": "greenshard.io/v1alpha1",
+        "kind": "GridProfile",
+        "metadata": {"name": family.name},
+        "spec": {
+            "regions": {
+                r: {
+                    "intensity": _intensity(family.intensity, i, rng),
+                    "pue": round(float(rng.uniform(1.05, 1.5)), 3),
+                }
+                for i, r in enumerate(regions)
+            },
+            "accelerators": {
+                a: {"joulesPerTeraflop": j * float(rng.uniform(0.8, 1.25))}
+                for a, j in ACCELERATORS.items()
+            },
+            "links": {
+                "samePoolJoulesPerByte": 1e-9,
+                "sameRegionJoulesPerByte": 2e-7,
+                "crossRegionJoulesPerByte": float(rng.uniform(*family.cross_region)),
+            },
+        },
+    }
+    return deployment, {"apiVersion": "v1", "kind": "NodeList", "items": nodes}, profile
+
+
+def _intensity(kind: str, index: int, rng: np.random.Generator) -> float:
+    if kind == "close":
+        return round(float(rng.uniform(250, 330)), 3)
+    if kind == "bimodal":
+        return round(float(rng.uniform(20, 90) if index % 2 == 0 else rng.uniform(380, 700)), 3)
+    return round(float(rng.uniform(20, 600)), 3)
+
+
+def family_problem(name: str, shards: int, pools: int, seed: int, hour: int = 0) -> model.Problem:
+    """The seed's instance of a family: the first draw whose feasible fraction is in the band."""
+    family = FAMILIES[name]
+    tag = sum(ord(c) * 31**i for i, c in enumerate(name)) % 2**32
+    rng = np.random.default_rng([seed, tag, shards, pools])
+    for _ in range(MAX_DRAWS):
+        deployment, nodes, profile = family_documents(family, shards, pools, rng)
+        try:
+            problem = model.build_problem(
+                model.parse_deployment(deployment),
+                model.parse_nodes(nodes),
+                model.parse_grid_profile(profile),
+                hour,
+            )
+        except GreenShardError:
+            continue
+        if problem.num_pools != pools:
+            continue
+        fraction = subspace.PlacementSpace(problem).stats.count / problem.num_pools**shards
+        if family.feasible[0] <= fraction <= family.feasible[1]:
+            return problem
+    raise ValueError(f"family {name}: no {shards}x{pools} draw in its feasible band")
