@@ -70,6 +70,12 @@ run: venv ## Run the operator against the current KUBECONFIG.
 chart-crds: ## Copy crds/*.yaml into the Helm chart (a test fails on drift).
 	bash hack/sync-chart-crds.sh
 
+.PHONY: crd-template
+crd-template: venv tools ## Regenerate spec.template (PodTemplateSpec) from the local control plane's OpenAPI.
+	bash hack/cluster.sh status >/dev/null || bash hack/cluster.sh up
+	$(PY) hack/gen-pod-template-schema.py
+	bash hack/sync-chart-crds.sh
+
 .PHONY: bench-operator
 bench-operator: venv tools ## apply -> Ready on 50 KWOK nodes; 20 deployments on 500 nodes.
 	$(PY) hack/bench_operator.py
