@@ -40,7 +40,7 @@ fmt: venv ## Format and autofix with ruff.
 	$(VENV)/bin/ruff check --fix operator tests
 
 .PHONY: test-unit
-test-unit: venv ## Fast unit tests only.
+test-unit: venv tools ## Fast unit tests only (helm template needs the built helm).
 	$(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
 
 .PHONY: test

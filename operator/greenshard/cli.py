@@ -276,7 +276,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from greenshard.k8s import runner  # noqa: PLC0415 - kopf and the client only for `run`
 
     return runner.run(
-        args.kubeconfig, args.liveness_port, args.metrics_port, args.log_format, args.namespace
+        args.kubeconfig,
+        args.liveness_port,
+        args.metrics_port,
+        args.log_format,
+        args.namespace,
+        log_level=args.log_level,
     )
 
 
@@ -370,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--namespace", action="append", help="watch only this namespace (repeatable; default: all)"
+    )
+    r.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default="INFO",
+        help="the least severe level logged (default INFO)",
     )
     r.set_defaults(func=cmd_run)
 

@@ -132,7 +132,9 @@ def test_deployment_runs_one_operator_with_probes(cluster: Cluster) -> None:
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     container = operator_container(manifests)
     assert "command" not in container  # the image's entrypoint, `greenshard`
-    assert container["args"] == ["run", "--liveness-port", "8080", "--metrics-port", "9090"]
+    assert container["args"] == [
+        "run", "--liveness-port", "8080", "--metrics-port", "9090", "--log-level", "INFO",
+    ]  # fmt: skip
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}
     assert {"name": "healthz", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
@@ -144,6 +146,8 @@ def test_deployment_runs_one_operator_with_probes(cluster: Cluster) -> None:
     ]
     kinds = sorted(d["kind"] for d in manifests)
     assert kinds == [
+        "ClusterRole",
+        "ClusterRole",
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
@@ -186,7 +190,7 @@ def test_rendered_chart_passes_restricted_pod_security_without_warnings(
     )
     assert res.returncode == 0, res.stderr
     assert res.stderr.strip() == "", f"warnings on a restricted namespace:\n{res.stderr}"
-    assert len(re.findall(r"created \(server dry run\)", res.stdout)) == 6, res.stdout
+    assert len(re.findall(r"created \(server dry run\)", res.stdout)) == 8, res.stdout
 
     # The check can fail: the same objects with a capability kept are warned about.
     manifests = docs(rendered)
@@ -340,8 +344,7 @@ def test_upgrade_with_changed_values_and_uninstall(
     env = {e["name"]: e.get("value") for e in container()["env"]}
     assert env["GREENSHARD_MAX_QUBITS"] == "22"
     assert env["GREENSHARD_SOLVER_MEMORY_GIB"] == "0.5"
-    assert env["GREENSHARD_CARBON_SECRET_NAME"] == "carbon-key"
-    assert env["GREENSHARD_CARBON_SECRET_NAMESPACE"] == namespace
+    assert not [name for name in env if name.startswith("GREENSHARD_CARBON_SECRET")]
     # The provider's Secret, by name and only it.
     assert can_i(cluster, operator, namespace, "get", "secrets/carbon-key")
     assert not can_i(cluster, operator, namespace, "get", "secrets/other")
@@ -365,3 +368,36 @@ def test_upgrade_with_changed_values_and_uninstall(
         cluster.wait(nothing_left, timeout=60, what="the release's objects to be gone")
     except TimeoutError:
         pytest.fail(f"left after helm uninstall: {left}")
+
+
+# ------------------------------------------------------------------- aggregated roles
+
+
+def test_namespace_editors_and_viewers_get_rights_on_the_crds(
+    cluster: Cluster, namespace: str, release: str
+) -> None:
+    """rbac.aggregateToDefaultRoles folds GreenShard's resources into the built-in roles."""
+    editor, viewer = f"alice-{namespace}", f"bob-{namespace}"
+    for user, role in ((editor, "edit"), (viewer, "view")):
+        cluster.kubectl(
+            "create", "rolebinding", f"{user}-{role}", f"--clusterrole={role}", f"--user={user}",
+            namespace=namespace,
+        )  # fmt: skip
+    infd = "inferencedeployments.greenshard.io"
+    flags = [*own_values(namespace), "--set", "rbac.aggregateToDefaultRoles=false"]
+    cluster.helm("install", release, str(CHART), *flags, namespace=namespace)
+    assert not can_i(cluster, editor, namespace, "create", infd)
+    assert not can_i(cluster, viewer, namespace, "list", infd)
+
+    cluster.helm("upgrade", release, str(CHART), *own_values(namespace), namespace=namespace)
+
+    def aggregated() -> bool:  # the clusterrole-aggregation controller fills the roles
+        return can_i(cluster, editor, namespace, "create", infd)
+
+    cluster.wait(aggregated, timeout=30, what="edit to include InferenceDeployments")
+    assert can_i(cluster, editor, namespace, "delete", infd)
+    assert can_i(cluster, viewer, namespace, "list", infd)
+    assert can_i(cluster, viewer, namespace, "get", infd, "--subresource=status")
+    assert not can_i(cluster, viewer, namespace, "create", infd)
+    assert not can_i(cluster, editor, namespace, "patch", infd, "--subresource=status")
+    assert not can_i(cluster, editor, namespace, "create", f"{infd}", "-n", "default")

@@ -57,10 +57,12 @@ def run(
     metrics_port: int,
     log_format: str,
     namespace: list[str] | None = None,
+    *,
+    log_level: str = "INFO",
 ) -> int:
     if kubeconfig and os.environ.get("KUBECONFIG") != os.path.abspath(kubeconfig):
         raise RuntimeError("set KUBECONFIG before importing greenshard.k8s (cli.cmd_run does)")
-    configure_logging(log_format)
+    configure_logging(log_format, log_level)
     from greenshard.k8s import handlers  # noqa: F401, PLC0415 - registers the handlers
 
     memo = kopf.Memo()

@@ -1,0 +1,296 @@
+"""The chart rendered by `helm template` (hack/bin/helm, built by `make tools`): what each value
+turns into. Installing it on the local control plane: tests/e2e/test_chart.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from greenshard import cli
+from greenshard.k8s import runner
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "greenshard"
+
+
+def helm_binary() -> str:
+    built = ROOT / "hack" / "bin" / "helm"
+    if built.is_file() and os.access(built, os.X_OK):
+        return str(built)
+    found = shutil.which("helm")
+    if not found:
+        pytest.fail("no helm: run `make tools` (hack/build-tools.sh builds hack/bin/helm)")
+    return found
+
+
+def render(*flags: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(
+        [helm_binary(), "template", "gs", str(CHART), "--namespace", "gs-system", *flags],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if check:
+        assert res.returncode == 0, res.stderr
+    return res
+
+
+def manifests(*flags: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(render(*flags).stdout) if d]
+
+
+def only(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, [d["metadata"]["name"] for d in found]
+    return found[0]
+
+
+def operator_pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    spec: dict[str, Any] = only(docs, "Deployment", "gs-greenshard")["spec"]["template"]["spec"]
+    return spec
+
+
+# ------------------------------------------------------------------------------- defaults
+
+
+def test_defaults_render_no_optional_objects() -> None:
+    docs = manifests()
+    kinds = sorted(d["kind"] for d in docs)
+    assert "ServiceMonitor" not in kinds
+    assert "ConfigMap" not in kinds
+    pod = operator_pod(docs)
+    for key in ("affinity", "topologySpreadConstraints", "tolerations", "nodeSelector"):
+        assert key not in pod, key
+    (container,) = pod["containers"]
+    assert container["args"][-2:] == ["--log-level", "INFO"]
+    assert "--namespace" not in container["args"]
+    names = [e["name"] for e in container["env"]]
+    assert names == ["GREENSHARD_MAX_QUBITS", "GREENSHARD_SOLVER_MEMORY_GIB"]
+
+
+def test_no_dead_carbon_secret_env_vars() -> None:
+    """The provider's Secret is named by the GridProfile (spec.provider.secretRef); the chart only
+    grants reading it. GREENSHARD_CARBON_SECRET_* were read by nothing."""
+    docs = manifests("--set", "carbonProvider.secretRef.name=carbon-key")
+    (container,) = operator_pod(docs)["containers"]
+    assert not [e for e in container["env"] if e["name"].startswith("GREENSHARD_CARBON_SECRET")]
+    role = only(docs, "Role")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["carbon-key"],
+         "verbs": ["get"]}
+    ]  # fmt: skip
+    sources = "\n".join(p.read_text() for p in (ROOT / "operator").rglob("*.py"))
+    assert "GREENSHARD_CARBON_SECRET" not in sources
+
+
+# ---------------------------------------------------------------------- operator settings
+
+
+def test_log_level_and_watch_namespaces_become_flags_the_cli_accepts() -> None:
+    docs = manifests("--set", "logLevel=DEBUG", "--set", "watchNamespaces={team-a,team-b}")
+    (container,) = operator_pod(docs)["containers"]
+    args = container["args"]
+    assert args[args.index("--log-level") + 1] == "DEBUG"
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--namespace"] == ["team-a", "team-b"]
+    parsed = cli.build_parser().parse_args(args)
+    assert parsed.func is cli.cmd_run
+    assert (parsed.log_level, parsed.namespace) == ("DEBUG", ["team-a", "team-b"])
+
+
+def test_log_level_sets_the_root_logger() -> None:
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers)
+    try:
+        runner.configure_logging("json", "WARNING")
+        assert root.level == logging.WARNING
+        runner.configure_logging("json", "DEBUG")
+        assert root.level == logging.DEBUG
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+
+
+@pytest.mark.parametrize(
+    ("flag", "complaint"),
+    [
+        ("logLevel=LOUD", "/logLevel"),
+        ("watchNamespaces={Team_A}", "/watchNamespaces/0"),
+        ("extraEnv[0].value=x", "/extraEnv/0"),
+        ("affinity.nodeAfinity.x=1", "additional properties 'nodeAfinity' not allowed"),
+        ("topologySpreadConstraints[0].maxSkew=1", "/topologySpreadConstraints/0"),
+        ("metrics.serviceMonitor.interval=often", "/metrics/serviceMonitor/interval"),
+        ("grafana.dashboards.enabeld=true", "additional properties 'enabeld' not allowed"),
+    ],
+)
+def test_schema_rejects_bad_new_values(flag: str, complaint: str) -> None:
+    res = render("--set", flag, check=False)
+    assert res.returncode != 0
+    assert complaint in res.stderr, res.stderr
+
+
+def test_extra_env_affinity_tolerations_and_spread() -> None:
+    values = {
+        "extraEnv": [
+            {"name": "GREENSHARD_SOLVER_TIMEOUT", "value": "60"},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["ops"]}]}
+                    ]
+                }
+            }
+        },
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops",
+                         "effect": "NoSchedule"}],
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+             "whenUnsatisfiable": "ScheduleAnyway"},
+            {"maxSkew": 2, "topologyKey": "kubernetes.io/hostname",
+             "whenUnsatisfiable": "DoNotSchedule",
+             "labelSelector": {"matchLabels": {"custom": "yes"}}},
+        ],
+    }  # fmt: skip
+    docs = manifests_with(values)
+    pod = operator_pod(docs)
+    (container,) = pod["containers"]
+    assert container["env"][2:] == values["extraEnv"]
+    assert pod["affinity"] == values["affinity"]
+    assert pod["tolerations"] == values["tolerations"]
+    default_selector = {
+        "matchLabels": {"app.kubernetes.io/name": "greenshard", "app.kubernetes.io/instance": "gs"}
+    }
+    spread = pod["topologySpreadConstraints"]
+    assert spread[0] == {
+        **values["topologySpreadConstraints"][0],
+        "labelSelector": default_selector,
+    }
+    assert spread[1] == values["topologySpreadConstraints"][1]  # its own selector is kept
+
+
+def manifests_with(values: dict[str, Any]) -> list[dict[str, Any]]:
+    res = subprocess.run(
+        [helm_binary(), "template", "gs", str(CHART), "--namespace", "gs-system", "-f", "-"],
+        input=json.dumps(values),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    return [d for d in yaml.safe_load_all(res.stdout) if d]
+
+
+# ------------------------------------------------------------------------ ServiceMonitor
+
+
+def test_service_monitor_scrapes_the_metrics_service() -> None:
+    docs = manifests(
+        "--set", "metrics.serviceMonitor.enabled=true",
+        "--set", "metrics.serviceMonitor.interval=15s",
+        "--set", "metrics.serviceMonitor.labels.release=kube-prometheus-stack",
+    )  # fmt: skip
+    monitor = only(docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == "gs-system"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+    ]
+    service = only(docs, "Service", "gs-greenshard-metrics")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["gs-system"]}
+    port_names = [p["name"] for p in service["spec"]["ports"]]
+    assert "metrics" in port_names
+
+
+# ------------------------------------------------------------------------------- Grafana
+
+
+def dashboard_of(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    configmap = only(docs, "ConfigMap")
+    (name,) = configmap["data"]
+    assert name == "greenshard.json"
+    dashboard: dict[str, Any] = json.loads(configmap["data"][name])
+    return configmap, dashboard
+
+
+def test_grafana_dashboard_configmap() -> None:
+    docs = manifests(
+        "--set", "grafana.dashboards.enabled=true",
+        "--set", "grafana.dashboards.namespace=monitoring",
+        "--set", "grafana.dashboards.annotations.grafana_folder=GreenShard",
+    )  # fmt: skip
+    configmap, dashboard = dashboard_of(docs)
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["metadata"]["namespace"] == "monitoring"
+    assert configmap["metadata"]["annotations"] == {"grafana_folder": "GreenShard"}
+    assert dashboard["uid"] == "greenshard-overview"
+    titles = " | ".join(p["title"] for p in dashboard["panels"])
+    for topic in ("gCO2e/h", "Savings", "intensity", "moves", "Solver time", "Errors"):
+        assert topic.lower() in titles.lower(), titles
+    # The sidecar's label is configurable.
+    docs = manifests(
+        "--set", "grafana.dashboards.enabled=true",
+        "--set", "grafana.dashboards.label=dashboards",
+        "--set", "grafana.dashboards.labelValue=greenshard",
+    )  # fmt: skip
+    labels = only(docs, "ConfigMap")["metadata"]["labels"]
+    assert labels["dashboards"] == "greenshard" and "grafana_dashboard" not in labels
+
+
+def dashboard_metrics() -> set[str]:
+    """Every metric name a panel queries (PromQL identifiers that are not functions)."""
+    dashboard = json.loads((CHART / "dashboards" / "greenshard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    words = set(re.findall(r"\b([a-z_][a-z0-9_]*)\b(?=\s*[{\[])", " ".join(exprs)))
+    functions = {"rate", "increase", "sum", "by", "histogram_quantile"}
+    return {w.removesuffix("_bucket") for w in words - functions}
+
+
+def test_dashboard_queries_name_real_series() -> None:
+    names = dashboard_metrics()
+    assert "greenshard_predicted_emissions_grams_per_hour" in names
+    assert "controller_runtime_reconcile_errors_total" in names
+    assert len(names) >= 8
+
+
+# ------------------------------------------------------------------------------------ RBAC
+
+
+def test_aggregated_view_and_edit_cluster_roles() -> None:
+    docs = manifests()
+    view = only(docs, "ClusterRole", "gs-greenshard-view")
+    edit = only(docs, "ClusterRole", "gs-greenshard-edit")
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert view["rules"][0]["verbs"] == ["get", "list", "watch"]
+    assert set(view["rules"][0]["resources"]) >= {"inferencedeployments", "gridprofiles"}
+    assert edit["rules"][0]["resources"] == ["inferencedeployments"]
+    assert "create" in edit["rules"][0]["verbs"]
+    docs = manifests("--set", "rbac.aggregateToDefaultRoles=false")
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"] == ["gs-greenshard"]
+
+
+def test_operator_may_update_finalizers_for_block_owner_deletion() -> None:
+    role = only(manifests(), "ClusterRole", "gs-greenshard")
+    rules = [r for r in role["rules"] if "inferencedeployments/finalizers" in r["resources"]]
+    assert rules == [
+        {"apiGroups": ["greenshard.io"], "resources": ["inferencedeployments/finalizers"],
+         "verbs": ["update"]}
+    ]  # fmt: skip
