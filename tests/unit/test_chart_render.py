@@ -294,3 +294,124 @@ def test_operator_may_update_finalizers_for_block_owner_deletion() -> None:
         {"apiGroups": ["greenshard.io"], "resources": ["inferencedeployments/finalizers"],
          "verbs": ["update"]}
     ]  # fmt: skip
+
+
+# ------------------------------------------------------------------ secondary scheduler
+
+SCHEDULER = ("--set", "scheduler.secondary.enabled=true", "--set", "extender.enabled=true")
+
+
+def kube_version() -> str:
+    text = (ROOT / "hack" / "versions.env").read_text()
+    match = re.search(r"^KUBE_VERSION=(\S+)", text, flags=re.MULTILINE)
+    assert match
+    return match.group(1)
+
+
+def test_secondary_scheduler_is_off_by_default() -> None:
+    names = [d["metadata"]["name"] for d in manifests()]
+    assert not [n for n in names if "scheduler" in n], names
+
+
+def test_secondary_scheduler_runs_the_pinned_upstream_image_with_the_extender() -> None:
+    docs = manifests(*SCHEDULER)
+    deployment = only(docs, "Deployment", "gs-greenshard-scheduler")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == f"registry.k8s.io/kube-scheduler:{kube_version()}"
+    assert container["command"] == [
+        "kube-scheduler", "--config=/etc/greenshard-scheduler/config.yaml", "--v=2",
+    ]  # fmt: skip
+    assert pod["serviceAccountName"] == "gs-greenshard-scheduler"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    # Its pods are its own: neither the operator's Deployment nor a Service selects them.
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for selector in (
+        only(docs, "Deployment", "gs-greenshard")["spec"]["selector"]["matchLabels"],
+        only(docs, "Service", "gs-greenshard-metrics")["spec"]["selector"],
+        only(docs, "Service", "gs-greenshard-extender")["spec"]["selector"],
+    ):
+        assert not selector.items() <= labels.items()
+
+    config = yaml.safe_load(
+        only(docs, "ConfigMap", "gs-greenshard-scheduler")["data"]["config.yaml"]
+    )
+    assert config["kind"] == "KubeSchedulerConfiguration"
+    assert config["profiles"] == [{"schedulerName": "greenshard-scheduler"}]
+    assert config["leaderElection"] == {
+        "leaderElect": True, "resourceLock": "leases",
+        "resourceName": "gs-greenshard-scheduler", "resourceNamespace": "gs-system",
+    }  # fmt: skip
+    assert config["extenders"] == [
+        {
+            "urlPrefix": "http://gs-greenshard-extender.gs-system.svc:8888",
+            "filterVerb": "filter",
+            "prioritizeVerb": "prioritize",
+            "weight": 10,
+            "nodeCacheCapable": True,
+            "ignorable": True,
+            "httpTimeout": "2s",
+        }
+    ]
+
+
+def test_secondary_scheduler_rbac() -> None:
+    docs = manifests(*SCHEDULER)
+    bindings = {
+        d["roleRef"]["name"]: d
+        for d in docs
+        if d["kind"] in ("ClusterRoleBinding", "RoleBinding")
+        and "scheduler" in d["metadata"]["name"]
+    }
+    assert set(bindings) == {
+        "system:kube-scheduler", "system:volume-scheduler",
+        "extension-apiserver-authentication-reader", "gs-greenshard-scheduler",
+    }  # fmt: skip
+    assert bindings["extension-apiserver-authentication-reader"]["metadata"]["namespace"] == (
+        "kube-system"
+    )
+    for binding in bindings.values():
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "gs-greenshard-scheduler", "namespace": "gs-system"}
+        ]
+    role = only(docs, "Role", "gs-greenshard-scheduler")
+    lease = {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": ["gs-greenshard-scheduler"],
+        "verbs": ["get", "update"],
+    }
+    assert lease in role["rules"]
+
+
+def test_secondary_scheduler_settings_and_config_rollout() -> None:
+    base = only(manifests(*SCHEDULER), "Deployment", "gs-greenshard-scheduler")
+    docs = manifests(
+        "--set", "scheduler.secondary.enabled=true",
+        "--set", "scheduler.secondary.extenderURL=https://extender.example:8443",
+        "--set", "scheduler.secondary.extenderWeight=5",
+        "--set", "scheduler.secondary.schedulerName=green",
+        "--set", "scheduler.secondary.replicaCount=2",
+        "--set", "scheduler.secondary.image.tag=v1.32.4",
+    )  # fmt: skip
+    config = yaml.safe_load(
+        only(docs, "ConfigMap", "gs-greenshard-scheduler")["data"]["config.yaml"]
+    )
+    assert config["extenders"][0]["urlPrefix"] == "https://extender.example:8443"
+    assert config["extenders"][0]["weight"] == 5
+    assert config["profiles"] == [{"schedulerName": "green"}]
+    changed = only(docs, "Deployment", "gs-greenshard-scheduler")
+    assert changed["spec"]["replicas"] == 2
+    assert changed["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v1.32.4")
+    hash_key = "greenshard.io/config-hash"
+    assert (
+        changed["spec"]["template"]["metadata"]["annotations"][hash_key]
+        != base["spec"]["template"]["metadata"]["annotations"][hash_key]
+    )
+
+
+def test_secondary_scheduler_needs_an_extender() -> None:
+    res = render("--set", "scheduler.secondary.enabled=true", check=False)
+    assert res.returncode != 0
+    assert "set extender.enabled=true, or scheduler.secondary.extenderURL" in res.stderr

@@ -99,3 +99,30 @@ less the operator process's share, resources.memory.operatorMi.
 {{- $solverMi := sub (include "greenshard.memoryMi" . | int64) (int64 $memory.operatorMi) }}
 {{- printf "%g" (divf $solverMi 1024) }}
 {{- end }}
+
+{{/* The name of the extender's Deployment and Service. */}}
+{{- define "greenshard.extenderName" -}}
+{{- printf "%s-extender" (include "greenshard.fullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The name of the secondary scheduler's objects (its Deployment, ServiceAccount, Lease ...). */}}
+{{- define "greenshard.schedulerName" -}}
+{{- printf "%s-scheduler" (include "greenshard.fullname" . | trunc 53 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The secondary scheduler's pod labels (its own: no other selector of the chart matches them). */}}
+{{- define "greenshard.schedulerSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-scheduler" (include "greenshard.name" . | trunc 53 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The extender URL the secondary scheduler calls. */}}
+{{- define "greenshard.schedulerExtenderURL" -}}
+{{- if .Values.scheduler.secondary.extenderURL }}
+{{- .Values.scheduler.secondary.extenderURL }}
+{{- else if .Values.extender.enabled }}
+{{- printf "http://%s.%s.svc:%v" (include "greenshard.extenderName" .) .Release.Namespace .Values.extender.port }}
+{{- else }}
+{{- fail "scheduler.secondary.enabled needs the extender: set extender.enabled=true, or scheduler.secondary.extenderURL" }}
+{{- end }}
+{{- end }}
