@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, replace
 
 from greenshard import hamiltonian, model
+from greenshard.errors import GreenShardError
 from greenshard.solvers import base, classical, exact, qaoa
 
 ALGORITHMS = ("auto", "qaoa", "exact", "genetic", "anneal")
@@ -60,6 +61,33 @@ class AutoSolver:
         )
 
 
+@dataclass
+class BoundedQAOA:
+    """QAOA, refused before anything is allocated when the encoding needs more qubits than
+    ``max_qubits`` (a state vector of 2^qubits amplitudes: 40 qubits would be terabytes)."""
+
+    config: SolverConfig
+    name: str = "qaoa"
+
+    def solve(self, problem: model.Problem) -> base.Solution:
+        qubits = hamiltonian.qubit_count(problem.num_shards, problem.num_pools)
+        if qubits > self.config.max_qubits:
+            need = (1 << qubits) * 16  # one complex64 state vector, the least a simulator holds
+            raise GreenShardError(
+                f"qaoa needs {qubits} qubits for {problem.num_shards} shards on "
+                f"{problem.num_pools} pools (a {_size(need)} state vector), over maxQubits="
+                f"{self.config.max_qubits}; use the auto or exact solver, or fewer shards"
+            )
+        return _qaoa(self.config).solve(problem)
+
+
+def _size(num_bytes: int) -> str:
+    for unit, shift in (("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20)):
+        if num_bytes >= 1 << shift:
+            return f"{num_bytes / (1 << shift):.0f} {unit}"
+    return f"{num_bytes} B"
+
+
 def _qaoa(config: SolverConfig) -> qaoa.QAOASolver:
     return qaoa.QAOASolver(
         qaoa.QAOAOptions(
@@ -77,7 +105,7 @@ def make_solver(config: SolverConfig) -> base.Solver:
     if config.algorithm == "auto":
         return AutoSolver(config)
     if config.algorithm == "qaoa":
-        return _qaoa(config)
+        return BoundedQAOA(config)
     if config.algorithm == "exact":
         return exact.ExactSolver()
     if config.algorithm == "genetic":

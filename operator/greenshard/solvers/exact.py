@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -201,34 +202,43 @@ def branch_and_bound(
             return best_cost - tol
         return best_cost + tol
 
-    def visit(s: int, prev: int, cost: float, hops_used: int) -> None:
-        nonlocal nodes, best, best_cost, from_dfs
-        for k in range(k_count):
-            if layers[s] > room[k]:
-                continue
-            hops = hops_used
-            c = cost + compute[s][k]
-            if s > 0:
-                c += link[prev][k]
-                if regions[prev] != regions[k]:
-                    hops += 1
-                    if hops > max_hops:
-                        continue
-            left = min(max_hops - hops, h_cap)
-            path.append(k)
-            if best is None or c + after_l[s][k][left] <= threshold():
-                nodes += 1
-                if budget is not None and nodes > budget:
-                    raise _BudgetExceededError
-                if s == s_count - 1:
-                    best, best_cost, from_dfs = tuple(path), c, True
-                else:
-                    room[k] -= layers[s]
-                    visit(s + 1, k, c, hops)
-                    room[k] += layers[s]
-            path.pop()
+    # Depth-first without recursion (a thousand shards would pass Python's recursion limit):
+    # one frame per shard on the path: [previous pool, cost so far, hops used, next pool to try].
+    stack: list[list[Any]] = [[-1, 0.0, 0, 0]]
+    while stack:
+        s = len(stack) - 1
+        frame = stack[-1]
+        prev, cost, hops_used, k = frame
+        if k >= k_count:  # every pool tried for shard s: back to shard s - 1
+            stack.pop()
+            if stack:
+                room[path.pop()] += layers[s - 1]
+            continue
+        frame[3] = k + 1
+        if layers[s] > room[k]:
+            continue
+        hops = hops_used
+        c = cost + compute[s][k]
+        if s > 0:
+            c += link[prev][k]
+            if regions[prev] != regions[k]:
+                hops += 1
+                if hops > max_hops:
+                    continue
+        left = min(max_hops - hops, h_cap)
+        path.append(k)
+        if best is None or c + after_l[s][k][left] <= threshold():
+            nodes += 1
+            if budget is not None and nodes > budget:
+                raise _BudgetExceededError
+            if s == s_count - 1:
+                best, best_cost, from_dfs = tuple(path), c, True
+            else:
+                room[k] -= layers[s]
+                stack.append([k, c, hops, 0])
+                continue  # k stays on the path until shard s + 1 is exhausted
+        path.pop()
 
-    visit(0, -1, 0.0, 0)
     if best is None:
         raise _infeasible(problem)
     return best, nodes
