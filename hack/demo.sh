@@ -20,8 +20,20 @@ RELEASE=greenshard
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 down() {
+  local pid i procs
   if [[ -f "$STATE/operator.pid" ]]; then
-    kill "$(cat "$STATE/operator.pid")" 2>/dev/null || true
+    pid=$(cat "$STATE/operator.pid")
+    # ours only if it still names this demo's state (a pid can be recycled); its solver
+    # process too: wait until both are gone (SIGKILL after 30 s) before saying "stopped"
+    if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE"; then
+      procs=$(echo "$pid" $(ps -o pid= --ppid "$pid" 2>/dev/null) | tr ' ' ',')
+      kill -TERM "$pid" 2>/dev/null || true
+      for (( i=0; i<300; i++ )); do
+        ps -p "$procs" -o pid= >/dev/null 2>&1 || break
+        sleep 0.1
+      done
+      if (( i == 300 )); then kill -KILL ${procs//,/ } 2>/dev/null || true; sleep 0.2; fi
+    fi
     rm -f "$STATE/operator.pid"
   fi
   bash hack/cluster.sh down || true
