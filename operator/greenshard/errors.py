@@ -37,3 +37,7 @@ class InfeasibleError(GreenShardError):
 
 class NoCandidatePoolError(GreenShardError):
     """Every pool was filtered out (selector, readiness, or missing from the GridProfile)."""
+
+
+class DeadlineExceededError(GreenShardError):
+    """The solver time bound passed before any feasible placement was found."""

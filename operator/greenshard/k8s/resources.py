@@ -258,8 +258,12 @@ def optimized_condition(plan: planner.Plan, kept_reason: str = "") -> Condition:
     else:
         reason, text = "WithinGap", f"a placement {sol.gap:.3%} above the optimum"
     if "fallbackReason" in sol.details:
-        reason = "ExactFallback"
-        text = f"the exact optimum ({sol.details['fallbackReason']})"
+        why = sol.details["fallbackReason"]
+        if sol.gap == 0.0:
+            reason, text = "ExactFallback", f"the exact optimum ({why})"
+        else:
+            # the time or memory bound stopped the solve: the best placement it had
+            reason, text = "BestWithinBound", f"a placement whose optimality is not proven ({why})"
     message = (
         f"{sol.method} found {text}: {plan.emissions:.3f} gCO2e/h vs "
         f"{plan.baseline_emissions:.3f} carbon-unaware ({plan.savings_percent:.1f}% saved)"

@@ -1,10 +1,14 @@
-"""Solving off the event loop, with a time and a memory bound.
+"""Solving off the event loop, every solve under one time bound and a memory bound.
 
 Plans are computed in one long-lived child process (spawned once, so qsim and cirq are imported
-once). If a solve runs past ``timeout_seconds`` or its resident memory passes ``memory_bytes``,
-the child is killed (and respawned for the next plan) and the exact solver answers instead, with
-the reason in ``solver.fallbackReason``. QAOA that could not fit the memory bound is not even
-tried.
+once). In the child, one deadline (``timeout_seconds`` from when it starts on a plan) bounds
+every solve: the requested solver, the exact reference and fallback, and the carbon-unaware
+baseline; the child reports what it has as it goes (a first feasible placement, the exact
+answer, the requested solver's answer, the baseline). When the deadline passes, or the child's
+resident memory passes ``memory_bytes``, the child is killed (and respawned for the next plan)
+and the best answer received is used, saying why in ``solver.fallbackReason``: the exact optimum
+(gap 0) if it came in time, else the best placement found with its proven gap, or ``gap``
+unknown. QAOA that cannot fit the memory bound is not even tried.
 """
 
 from __future__ import annotations
@@ -18,10 +22,38 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from greenshard import hamiltonian, model, planner
-from greenshard.errors import GreenShardError, InfeasibleError, NoCandidatePoolError
-from greenshard.solvers import SolverConfig
+from greenshard.errors import (
+    DeadlineExceededError,
+    GreenShardError,
+    InfeasibleError,
+    NoCandidatePoolError,
+)
+from greenshard.solvers import SolverConfig, base, exact, make_solver
 
 BYTES_PER_AMPLITUDE = 48  # diagonal, normalised cost, state, simulator copy, probabilities
+START_SECONDS = 120.0  # a fresh child imports numpy, scipy, cirq and qsim before it starts
+GRACE_SECONDS = 0.5  # for the child's last message after its own deadline
+
+
+def _needs_exact_first(problem: model.Problem, config: SolverConfig) -> bool:
+    """Whether the requested solver is something other than the exact one."""
+    if config.algorithm == "exact" or problem.num_pools == 1:
+        return False
+    if config.algorithm == "auto":
+        return hamiltonian.qubit_count(problem.num_shards, problem.num_pools) <= config.max_qubits
+    return True
+
+
+def solve_within(problem: model.Problem, config: SolverConfig, deadline: float, send: Any) -> None:
+    """Every solve of one plan under ``deadline``; ``send`` gets each answer as it comes."""
+    with exact.time_bound(deadline):
+        unaware = problem.with_unit_intensity()
+        send(("incumbent", exact.first_feasible(problem), exact.first_feasible(unaware)))
+        if _needs_exact_first(problem, config):
+            send(("fallback", exact.ExactSolver().solve(problem)))
+        solution = make_solver(config).solve(problem)
+        send(("solution", solution))
+        send(("ok", planner.Plan(problem, solution, planner.baseline(problem))))
 
 
 def _worker(conn: Connection) -> None:  # pragma: no cover - runs in the child
@@ -33,9 +65,12 @@ def _worker(conn: Connection) -> None:  # pragma: no cover - runs in the child
             return
         if message is None:
             return
-        problem, config = message
+        problem, config, seconds = message
+        conn.send(("started",))
         try:
-            conn.send(("ok", planner.plan(problem, config)))
+            solve_within(problem, config, time.monotonic() + seconds, conn.send)
+        except DeadlineExceededError as exc:
+            conn.send(("deadline", str(exc)))
         except GreenShardError as exc:
             conn.send(("domain", type(exc).__name__, str(exc)))
         except Exception as exc:  # reported to the parent as a crash
@@ -109,49 +144,109 @@ class SolverRunner:
         return ""
 
     async def plan(self, problem: model.Problem, config: SolverConfig) -> planner.Plan:
-        """Plan in the child; on a bound or a crash, the exact solver answers and says why."""
+        """Plan in the child under the time bound; past it, or past the memory bound, the best
+        answer the child sent is used and ``solver.fallbackReason`` says why."""
         reason = self.qaoa_fits(problem, config)
-        if not reason:
-            async with self._lock:
-                outcome = await self._plan_in_child(problem, config)
-            if isinstance(outcome, planner.Plan):
-                return outcome
-            reason = outcome
-        exact = await asyncio.to_thread(planner.plan, problem, replace(config, algorithm="exact"))
-        solution = replace(
-            exact.solution, details={**exact.solution.details, "fallbackReason": reason}
-        )
-        return replace(exact, solution=solution)
+        run = replace(config, algorithm="exact") if reason else config
+        async with self._lock:
+            return await self._plan_in_child(problem, run, reason)
 
     async def _plan_in_child(
-        self, problem: model.Problem, config: SolverConfig
-    ) -> planner.Plan | str:
+        self, problem: model.Problem, config: SolverConfig, reason: str
+    ) -> planner.Plan:
         conn = self._ensure()
-        conn.send((problem, config))
-        start = time.monotonic()
-        while not conn.poll():
-            elapsed = time.monotonic() - start
-            if elapsed > self.timeout_seconds:
+        conn.send((problem, config, self.timeout_seconds))
+        got: dict[str, Any] = {}
+        started: float | None = None
+        sent = time.monotonic()
+        stop = ""
+        while True:
+            now = time.monotonic()
+            if started is None and now - sent > START_SECONDS:
                 self._kill()
-                return (
+                raise GreenShardError(f"the solver process did not start in {START_SECONDS:g} s")
+            if started is not None and now - started > self.timeout_seconds + GRACE_SECONDS:
+                self._kill()
+                stop = (
                     f"{config.algorithm} ran past the {self.timeout_seconds:g} s solver time bound"
                 )
+                break
             rss = _rss_bytes(self._proc.pid) if self._proc is not None else 0
             if rss > self.memory_bytes:
                 self._kill()
-                return (
+                stop = (
                     f"{config.algorithm} used {rss / 2**30:.1f} GiB, over the "
                     f"{self.memory_bytes / 2**30:.1f} GiB solver memory bound"
                 )
-            await asyncio.sleep(0.02)
-        try:
-            reply = conn.recv()
-        except (EOFError, OSError):
-            self._kill()
-            return f"the {config.algorithm} solver process died"
-        if reply[0] == "ok":
-            plan: planner.Plan = reply[1]
-            return plan
-        if reply[0] == "domain":
-            raise _domain_error(reply[1], reply[2])
-        return f"{config.algorithm} failed ({reply[1]}: {reply[2]})"
+                break
+            if not conn.poll():
+                await asyncio.sleep(0.02)
+                continue
+            try:
+                reply = conn.recv()
+            except (EOFError, OSError):
+                self._kill()
+                stop = f"the {config.algorithm} solver process died"
+                break
+            kind = reply[0]
+            if kind == "started":
+                started = time.monotonic()
+            elif kind in ("incumbent", "fallback", "solution"):
+                got[kind] = reply[1:]
+            elif kind == "ok":
+                plan: planner.Plan = reply[1]
+                if "timeBound" in plan.solution.details:  # an exact solve stopped at the bound
+                    bound = (
+                        f"{config.algorithm} reached the {self.timeout_seconds:g} s solver "
+                        "time bound"
+                    )
+                    why = "; ".join(r for r in (reason, bound) if r)
+                    return _with_reason(plan, plan.solution, _note(plan.solution, why))
+                if reason:  # QAOA did not fit: the exact solver answered in its place
+                    plan = _with_reason(plan, plan.solution, reason)
+                return plan
+            elif kind == "domain":
+                raise _domain_error(reply[1], reply[2])
+            elif kind == "deadline":
+                stop = (
+                    f"{config.algorithm} ran past the {self.timeout_seconds:g} s solver time bound"
+                )
+                break
+            else:
+                stop = f"{config.algorithm} failed ({reply[1]}: {reply[2]})"
+                break
+        return _best_received(problem, got, "; ".join(r for r in (reason, stop) if r))
+
+
+def _with_reason(plan: planner.Plan, solution: base.Solution, reason: str) -> planner.Plan:
+    solution = replace(solution, details={**solution.details, "fallbackReason": reason})
+    return replace(plan, solution=solution)
+
+
+def _note(solution: base.Solution, reason: str) -> str:
+    if solution.gap is None:
+        return f"{reason}; best placement found so far, gap unknown"
+    if solution.gap > 0:
+        return f"{reason}; best placement found so far, within {solution.gap:.3%} of the optimum"
+    return reason
+
+
+def _best_received(problem: model.Problem, got: dict[str, Any], reason: str) -> planner.Plan:
+    """A plan from what the child sent before it was stopped: the requested solver's answer,
+    else the exact one (proven, or its best so far with the MILP's gap), else the first
+    feasible placement (gap unknown). The baseline is the carbon-unaware first feasible
+    placement when its exact solve did not finish."""
+    incumbent, unaware = got.get("incumbent", (None, None))
+    solution: base.Solution | None = None
+    if "solution" in got:
+        solution = got["solution"][0]
+    elif "fallback" in got:
+        solution = got["fallback"][0]
+    elif incumbent is not None:
+        solution = base.make_solution(problem, incumbent, "first-feasible", "incumbent")
+    if solution is None:
+        raise DeadlineExceededError(f"no feasible placement found in time: {reason}")
+    note = _note(solution, reason)
+    baseline_placement = unaware if unaware is not None else solution.placement
+    baseline = base.make_solution(problem, baseline_placement, "baseline", "baseline")
+    return _with_reason(planner.Plan(problem, solution, baseline), solution, note)

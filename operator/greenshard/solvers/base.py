@@ -36,7 +36,10 @@ class Solution:
         return self.optimum_placement is not None and self.placement == self.optimum_placement
 
     def verified_against(self, exact: Solution) -> Solution:
-        """This solution with optimum and gap taken from an exact one."""
+        """This solution with optimum and gap taken from an exact one (gap unknown when that
+        one stopped at the time bound before proving its optimum)."""
+        if "timeBound" in exact.details:
+            return replace(self, optimum=None, optimum_placement=None, gap=None)
         return replace(
             self,
             optimum=exact.emissions,

@@ -15,8 +15,11 @@ sequence of pool indices (cost-model.md).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import lil_matrix
 
 from greenshard import model
-from greenshard.errors import InfeasibleError
+from greenshard.errors import DeadlineExceededError, InfeasibleError
 from greenshard.solvers import base
 
 BRUTE_FORCE_LIMIT = 1 << 20  # placements scored at once (memory ~ 40 bytes each)
@@ -33,7 +36,44 @@ NODE_BUDGET = 200_000  # branch-and-bound nodes (about a second) before the MILP
 
 
 class _BudgetExceededError(Exception):
-    pass
+    def __init__(self, best: tuple[int, ...] | None = None) -> None:
+        super().__init__("node budget exceeded")
+        self.best = best  # the best feasible placement seen so far
+
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "exact_deadline", default=None
+)
+
+
+@contextlib.contextmanager
+def time_bound(deadline: float | None) -> Iterator[None]:
+    """Every exact solve inside (the oracle, QAOA's and the heuristics' references, the
+    baseline) stops at ``deadline`` (time.monotonic()) with its best placement so far, whose
+    gap is then the MILP's proven gap or unknown; with nothing found it raises
+    :class:`DeadlineExceededError`."""
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _remaining() -> float | None:
+    deadline = _DEADLINE.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def first_feasible(problem: model.Problem, budget: int = 20_000) -> tuple[int, ...] | None:
+    """A feasible placement from a short depth-first search (None if none within the budget):
+    the incumbent to fall back on when time runs out."""
+    try:
+        placement, _ = branch_and_bound(problem, None, budget=budget, timed=False)
+    except _BudgetExceededError as exc:
+        return exc.best
+    except InfeasibleError:
+        return None
+    return placement
 
 
 @dataclass
@@ -51,16 +91,17 @@ class ExactSolver:
         if method == "auto":
             method = "bruteforce" if size <= BRUTE_FORCE_LIMIT else "branch-and-bound"
         evaluations = 0
+        gap: float | None = 0.0
         if method == "bruteforce":
             placement, evaluations = brute_force(problem)
         elif method == "milp":
-            placement, evaluations = milp_lexicographic(problem)
+            placement, evaluations, gap = milp_bounded(problem, None)
         else:
             try:
                 placement, evaluations = branch_and_bound(problem, None, budget=self.node_budget)
-            except _BudgetExceededError:
+            except _BudgetExceededError as exc:
                 method = "milp"
-                placement, evaluations = milp_lexicographic(problem)
+                placement, evaluations, gap = milp_bounded(problem, exc.best)
         solution = base.make_solution(
             problem,
             placement,
@@ -69,7 +110,15 @@ class ExactSolver:
             evaluations=evaluations,
             wall_seconds=time.perf_counter() - start,
         )
-        return solution.verified_against(solution)
+        if gap == 0.0:
+            return solution.verified_against(solution)
+        # stopped by the time bound: the best placement so far, with the MILP's proven gap
+        return replace(
+            solution,
+            method=f"exact-{method}-incumbent",
+            gap=gap,
+            details={**solution.details, "timeBound": "stopped at the solver time bound"},
+        )
 
 
 def solve_exact(problem: model.Problem) -> base.Solution:
@@ -171,7 +220,10 @@ def _to_go_bounds(problem: model.Problem) -> npt.NDArray[np.float64]:
 
 
 def branch_and_bound(
-    problem: model.Problem, incumbent: tuple[int, ...] | None, budget: int | None
+    problem: model.Problem,
+    incumbent: tuple[int, ...] | None,
+    budget: int | None,
+    timed: bool = True,
 ) -> tuple[tuple[int, ...], int]:
     """Exact optimum by lexicographic depth-first search. An incumbent (e.g. from the MILP)
     only sharpens pruning; ties still go to the lexicographically smallest placement."""
@@ -230,7 +282,11 @@ def branch_and_bound(
         if best is None or c + after_l[s][k][left] <= threshold():
             nodes += 1
             if budget is not None and nodes > budget:
-                raise _BudgetExceededError
+                raise _BudgetExceededError(best)
+            if timed and nodes % 4096 == 0:
+                left = _remaining()
+                if left is not None and left <= 0:
+                    raise _BudgetExceededError(best)
             if s == s_count - 1:
                 best, best_cost, from_dfs = tuple(path), c, True
             else:
@@ -300,6 +356,8 @@ class _Milp:
         self.a = a.tocsr()
         self.integrality = np.concatenate([np.ones(self.nx), np.zeros(ny)])
         self.solves = 0
+        self.proven = True  # False once a run stopped at the time bound
+        self.gap: float | None = 0.0  # the MIP gap of the last run stopped at the bound
 
     def xi(self, s: int, k: int) -> int:
         return s * self.problem.num_pools + k
@@ -328,46 +386,85 @@ class _Milp:
             self.hi[-1] = len(differ_from) - 1
         else:
             self.hi[-1] = np.inf
+        options: dict[str, Any] = {"mip_rel_gap": 1e-9, "presolve": True}
+        left = _remaining()
+        if left is not None:
+            if left <= 0:
+                raise _TimeUpError
+            options["time_limit"] = left
         self.solves += 1
         result = milp(
             objective,
             constraints=LinearConstraint(a, self.lo, self.hi),
             integrality=self.integrality,
             bounds=Bounds(lower, upper),
-            options={"mip_rel_gap": 1e-9, "presolve": True},
+            options=options,
         )
+        if result.status == 1:  # stopped at the time limit
+            if result.x is None:
+                raise _TimeUpError
+            self.proven = False
+            mip_gap = getattr(result, "mip_gap", None)
+            self.gap = float(mip_gap) if mip_gap is not None and np.isfinite(mip_gap) else None
         if result.x is None:
             return None
         x = result.x[: self.nx].reshape(self.problem.num_shards, self.problem.num_pools)
         return tuple(int(k) for k in x.argmax(axis=1))
 
 
+class _TimeUpError(Exception):
+    """The time bound passed before a MILP run found a placement."""
+
+
 def milp_lexicographic(problem: model.Problem) -> tuple[tuple[int, ...], int]:
     """The MILP optimum, then each shard in turn moved to the smallest pool index that still
     reaches the optimum (within the tie tolerance): the cost-model tie rule."""
+    placement, solves, _ = milp_bounded(problem, None)
+    return placement, solves
+
+
+def milp_bounded(
+    problem: model.Problem, incumbent: tuple[int, ...] | None
+) -> tuple[tuple[int, ...], int, float | None]:
+    """milp_lexicographic within the time bound: (placement, MILP runs, gap). The gap is 0 when
+    the optimum is proven, the MILP's relative gap when it stopped at the bound with a
+    placement, and None (unknown) when only ``incumbent`` (or a quick search) had one."""
     m = _Milp(problem)
     lower = np.zeros(m.c.size)
     upper = np.ones(m.c.size)
-    placement = m.run(m.c, np.inf, lower, upper)
+    try:
+        placement = m.run(m.c, np.inf, lower, upper)
+    except _TimeUpError:
+        fallback = incumbent or first_feasible(problem)
+        if fallback is None:
+            raise DeadlineExceededError(
+                "no feasible placement found before the solver time bound"
+            ) from None
+        return fallback, m.solves, None
     if placement is None:
         raise _infeasible(problem)
+    if not m.proven:
+        return placement, m.solves, m.gap
     best = model.emissions(problem, placement)
     cap = best + model.TIE_RTOL * abs(best)
-    if m.run(np.zeros(m.c.size), cap, lower, upper, differ_from=placement) is None:
-        return placement, m.solves  # the optimum is unique: no tie to break
-    for s in range(problem.num_shards):
-        k_now = placement[s]
-        if k_now > 0:
-            trial_obj = np.zeros(m.c.size)
-            for k in range(problem.num_pools):
-                trial_obj[m.xi(s, k)] = float(k)
-            candidate = m.run(trial_obj, cap, lower, upper)
-            if (
-                candidate is not None
-                and candidate[s] < k_now
-                and model.feasible(problem, candidate)
-                and model.emissions(problem, candidate) <= cap
-            ):
-                placement = candidate
-        lower[m.xi(s, placement[s])] = 1.0  # fix shard s
-    return placement, m.solves
+    try:
+        if m.run(np.zeros(m.c.size), cap, lower, upper, differ_from=placement) is None:
+            return placement, m.solves, 0.0  # the optimum is unique: no tie to break
+        for s in range(problem.num_shards):
+            k_now = placement[s]
+            if k_now > 0:
+                trial_obj = np.zeros(m.c.size)
+                for k in range(problem.num_pools):
+                    trial_obj[m.xi(s, k)] = float(k)
+                candidate = m.run(trial_obj, cap, lower, upper)
+                if (
+                    candidate is not None
+                    and candidate[s] < k_now
+                    and model.feasible(problem, candidate)
+                    and model.emissions(problem, candidate) <= cap
+                ):
+                    placement = candidate
+            lower[m.xi(s, placement[s])] = 1.0  # fix shard s
+    except _TimeUpError:
+        pass  # an optimum, maybe not the lexicographically smallest of its ties
+    return placement, m.solves, 0.0
