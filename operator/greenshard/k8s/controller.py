@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import structlog
 
 from greenshard import carbon, model, planner
-from greenshard.errors import GreenShardError
+from greenshard.errors import DeadlineExceededError, GreenShardError
 from greenshard.k8s import resources, workloads
 from greenshard.k8s.kube import KubeError
 from greenshard.solvers import base
@@ -66,6 +66,8 @@ class Record:
     planned_at: float = float("-inf")
     plan: planner.Plan | None = None
     error: str = ""
+    failures: int = 0  # consecutive failed reconciles (exponential backoff)
+    retry_at: float = float("-inf")
     optimized_at: str = ""
     kept_reason: str = ""
     gate: resources.PatchGate = field(default_factory=resources.PatchGate)
@@ -197,7 +199,10 @@ class Controller:
             body = _first(self.caches.infds.get(key))
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
                 continue
-            start = self.clock()
+            start = self.heartbeat = self.clock()  # liveness sees every deployment, not passes
+            record = self.records.setdefault(key, Record())
+            if start < record.retry_at:
+                continue  # backing off after an error; others go on
             result = "error"
             try:
                 result = await self.reconcile(key, body)
@@ -208,8 +213,20 @@ class Controller:
             except Exception:  # one bad object must not stop the others
                 log.exception("reconcile crashed", deployment=f"{key[0]}/{key[1]}")
             finally:
+                if result == "error":
+                    self._back_off(record)
+                else:
+                    record.failures, record.retry_at = 0, float("-inf")
                 if self.metrics and result != "unchanged":
                     self.metrics.reconciled(result, self.clock() - start)
+
+    def _back_off(self, record: Record) -> None:
+        """Retry a failed reconcile after 1, 2, 4 ... 300 s, planning again if it failed
+        before it had a plan (its inputs would otherwise look already handled)."""
+        record.failures += 1
+        record.retry_at = self.clock() + min(300.0, 2.0 ** (record.failures - 1))
+        if record.plan is None:
+            record.fingerprint = ""
 
     # ---------------------------------------------------------------------- one deployment
 
@@ -333,6 +350,8 @@ class Controller:
         start = self.clock()
         try:
             fresh = await self.solver.plan(problem, settings.solver)
+        except DeadlineExceededError as err:
+            return await self._fail(key, body, record, "SolverTimeout", str(err))
         except GreenShardError as err:
             return await self._fail(key, body, record, "Infeasible", str(err))
         if self.metrics:
@@ -352,7 +371,7 @@ class Controller:
         if shown and shown != now_keys:
             await self._event_move(body, shown, now_keys, chosen)
         elif not shown and record.plan is None:
-            await self.api.post_event(
+            await self._event(
                 dict(body),
                 "Planned",
                 f"placed {problem.num_shards} shards on {_pools_text(chosen)}: "
@@ -369,6 +388,22 @@ class Controller:
         if self.metrics:
             self.metrics.predicted(key[0], key[1], chosen.emissions)
         return ""
+
+    async def _event(
+        self, owner: dict[str, Any], reason: str, message: str, event_type: str = "Normal"
+    ) -> None:
+        """Events are best effort: one that cannot be posted must not stop the reconcile that
+        follows it (a failed Planned event once left a deployment unplanned until its
+        reoptimizeInterval, since its inputs no longer looked new)."""
+        try:
+            await self.api.post_event(owner, reason, message, event_type)
+        except KubeError as err:
+            log.warning(
+                "event not posted",
+                deployment=f"{owner['metadata'].get('namespace')}/{owner['metadata'].get('name')}",
+                reason=reason,
+                error=str(err),
+            )
 
     async def _event_move(
         self,
@@ -392,7 +427,7 @@ class Controller:
                 f"; {before:.3f} -> {chosen.emissions:.3f} gCO2e/h "
                 f"({100.0 * (before - chosen.emissions) / before:.1f}% saved)"
             )
-        await self.api.post_event(dict(body), "Moved", "; ".join(moves) + saving)
+        await self._event(dict(body), "Moved", "; ".join(moves) + saving)
 
     async def _apply_deployments(
         self, key: Key, desired: list[dict[str, Any]], existing: dict[str, Any]
@@ -529,7 +564,7 @@ class Controller:
             log.warning(
                 "plan failed", deployment=f"{key[0]}/{key[1]}", reason=reason, error=message
             )
-            await self.api.post_event(dict(body), reason, message, "Warning")
+            await self._event(dict(body), reason, message, "Warning")
         return await self._write_status(key, record, status, wanted, "failed")
 
 

@@ -1,0 +1,131 @@
+"""API errors during reconcile: bounded retries with backoff per object, never a wedged object,
+never one object holding up the others."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from test_controller import KEY, Clock, FakeApi, InlinePlanner, condition, infd, load, run
+
+from greenshard import model, planner
+from greenshard.k8s import controller as ctl
+from greenshard.k8s.kube import KubeError
+from greenshard.solvers import SolverConfig
+
+
+@pytest.fixture
+def world() -> tuple[ctl.Controller, FakeApi, Clock]:
+    nodes = {n["metadata"]["name"]: ctl.node_facts(n) for n in load("examples/nodes.yaml")["items"]}
+    caches = ctl.Caches(
+        nodes=nodes,
+        profiles={"default": load("crds/samples/gridprofile.yaml")},
+        infds={KEY: infd()},
+        shards={},
+    )
+    api = FakeApi(caches)
+    controller = ctl.Controller(api, InlinePlanner(), hour=lambda: 12, clock=Clock())
+    controller.attach(caches)
+    return controller, api, controller.clock
+
+
+class FlakyApi(FakeApi):
+    """FakeApi whose named calls fail while ``failing`` holds them."""
+
+    def __init__(self, caches: ctl.Caches) -> None:
+        super().__init__(caches)
+        self.failing: dict[str, int] = {}  # call -> HTTP status
+        self.attempts: dict[str, int] = {}
+
+    def _maybe_fail(self, call: str) -> None:
+        self.attempts[call] = self.attempts.get(call, 0) + 1
+        if call in self.failing:
+            raise KubeError(self.failing[call], "Injected", f"injected {call} failure")
+
+    async def create_deployment(self, manifest: dict[str, Any]) -> None:
+        self._maybe_fail("create")
+        await super().create_deployment(manifest)
+
+    async def post_event(
+        self, owner: dict[str, Any], reason: str, message: str, event_type: str = "Normal"
+    ) -> None:
+        self._maybe_fail("event")
+        await super().post_event(owner, reason, message, event_type)
+
+
+def flaky_world(world: Any) -> tuple[ctl.Controller, FlakyApi, Any]:
+    controller, api, clock = world
+    flaky = FlakyApi(api.caches)
+    controller.api = flaky
+    return controller, flaky, clock
+
+
+def test_an_event_that_cannot_be_posted_does_not_stop_the_plan(world: Any) -> None:
+    controller, api, _ = flaky_world(world)
+    api.failing["event"] = 500
+    run(controller)
+    created = [w[1] for w in api.writes if w[0] == "create"]
+    assert created == [f"llama-shard-{i}" for i in range(8)]
+    body = api.caches.infds[KEY]
+    assert condition(body, "Optimized")["reason"] == "ExactOptimum"
+    assert api.attempts["event"] == 1
+
+
+def test_a_failing_write_backs_off_exponentially_then_converges(world: Any) -> None:
+    controller, api, clock = flaky_world(world)
+    api.failing["create"] = 500
+    for _ in range(60):  # 30 s of passes every 0.5 s
+        run(controller)
+        clock.now += 0.5
+    # 1, 2, 4, 8, 16 s apart: 5 or 6 attempts in 30 s, not 60
+    assert 4 <= api.attempts["create"] <= 6, api.attempts
+    del api.failing["create"]
+    clock.now += 32
+    run(controller)
+    assert [w[1] for w in api.writes if w[0] == "create"] == [f"llama-shard-{i}" for i in range(8)]
+    assert controller.records[KEY].failures == 0
+
+
+class CrashOnce:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def plan(self, problem: model.Problem, config: SolverConfig) -> planner.Plan:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("solver process crashed")
+        return planner.plan(problem, config)
+
+
+def test_a_crash_before_the_first_plan_is_retried_not_forgotten(world: Any) -> None:
+    controller, api, clock = world
+    controller.solver = CrashOnce()
+    run(controller)
+    assert "status" not in api.caches.infds[KEY]
+    run(controller)  # backing off: nothing yet
+    assert controller.solver.calls == 1
+    clock.now += 1.5
+    run(controller)
+    assert controller.solver.calls == 2
+    assert condition(api.caches.infds[KEY], "Optimized")["reason"] == "ExactOptimum"
+
+
+def test_one_failing_deployment_does_not_hold_up_another(world: Any) -> None:
+    controller, api, clock = flaky_world(world)
+    other = infd()
+    other["metadata"] = {**other["metadata"], "name": "other", "uid": "u-2"}
+    api.caches.infds[("ml", "other")] = other
+    original = api.create_deployment
+
+    async def create(manifest: dict[str, Any]) -> None:
+        if manifest["metadata"]["name"].startswith("llama-"):
+            raise KubeError(403, "Forbidden", "quota exceeded")
+        await original(manifest)
+
+    api.create_deployment = create  # type: ignore[method-assign]
+    for _ in range(4):
+        run(controller)
+        clock.now += 1
+    assert [w[1] for w in api.writes if w[0] == "create"] == [f"other-shard-{i}" for i in range(8)]
+    assert controller.records[("ml", "llama")].failures >= 2
+    assert controller.records[("ml", "other")].failures == 0
