@@ -129,3 +129,26 @@ def test_one_failing_deployment_does_not_hold_up_another(world: Any) -> None:
     assert [w[1] for w in api.writes if w[0] == "create"] == [f"other-shard-{i}" for i in range(8)]
     assert controller.records[("ml", "llama")].failures >= 2
     assert controller.records[("ml", "other")].failures == 0
+
+
+def test_a_foreign_service_account_in_the_template_is_refused(world: Any) -> None:
+    controller, api, _ = world
+    body = api.caches.infds[KEY]
+    body["spec"]["template"]["spec"]["serviceAccountName"] = "cluster-admin-sa"
+    run(controller)
+    degraded = condition(body, "Degraded")
+    assert degraded["status"] == "True"
+    assert degraded["reason"] == "InvalidSpec"
+    assert (
+        "spec.template.spec.serviceAccountName: 'cluster-admin-sa' is not allowed"
+        in (degraded["message"])
+    )
+    assert "workloads.allowedServiceAccounts" in degraded["message"]
+    assert not [w for w in api.writes if w[0] == "create"]
+    assert api.events[-1][0] == "InvalidSpec"
+    # the chart allows it: planned and applied
+    controller.allowed_service_accounts = frozenset({"cluster-admin-sa"})
+    body["metadata"]["generation"] = 2
+    run(controller)
+    assert condition(body, "Degraded")["status"] == "False"
+    assert len([w for w in api.writes if w[0] == "create"]) == 8

@@ -160,8 +160,10 @@ class Controller:
         hour: Callable[[], int] = carbon.current_utc_hour,
         clock: Callable[[], float] = time.monotonic,
         max_qubits: int = 24,
+        allowed_service_accounts: frozenset[str] = frozenset(),
     ) -> None:
         self.api = api
+        self.allowed_service_accounts = allowed_service_accounts
         self.max_qubits = max_qubits  # what this operator's memory is sized for
         self.solver = solver
         self.metrics = metrics
@@ -239,6 +241,7 @@ class Controller:
 
         try:
             settings = resources.parse_settings(spec, self.max_qubits)
+            resources.check_template(spec.get("template"), self.allowed_service_accounts)
             dspec = resources.deployment_spec(body)
         except GreenShardError as err:
             return await self._fail(key, body, record, "InvalidSpec", str(err))

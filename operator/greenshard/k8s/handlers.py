@@ -35,7 +35,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
     metrics: Metrics = memo.get("metrics") or Metrics()
-    api = kube.KubeApi(kube.load_client(os.environ.get("KUBECONFIG")), on_write=metrics.wrote)
+    api = kube.KubeApi(
+        kube.load_client(os.environ.get("KUBECONFIG")),
+        on_write=metrics.wrote,
+        request_timeout=float(os.environ.get("GREENSHARD_API_TIMEOUT", "30")),
+    )
     runner = solving.SolverRunner(
         timeout_seconds=float(os.environ.get("GREENSHARD_SOLVER_TIMEOUT", "30")),
         memory_bytes=int(float(os.environ.get("GREENSHARD_SOLVER_MEMORY_GIB", "2")) * 2**30),
@@ -50,6 +54,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         metrics,
         hour=hour,
         max_qubits=int(os.environ.get("GREENSHARD_MAX_QUBITS", "24")),
+        allowed_service_accounts=frozenset(
+            n.strip()
+            for n in os.environ.get("GREENSHARD_ALLOWED_SERVICE_ACCOUNTS", "").split(",")
+            if n.strip()
+        ),
     )
     memo.stopped = asyncio.Event()
     memo.loop_task = asyncio.create_task(memo.controller.run(memo.stopped))

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -51,9 +52,15 @@ class KubeApi:
     """Async facade over the sync client; counts writes by verb and kind."""
 
     def __init__(
-        self, api_client: client.ApiClient, on_write: Callable[[str], None] | None = None
+        self,
+        api_client: client.ApiClient,
+        on_write: Callable[[str], None] | None = None,
+        request_timeout: float = 30.0,
     ) -> None:
         self.api_client = api_client
+        # Every call is bounded: a request the server (or a proxy) never answers would otherwise
+        # hold the controller loop forever (the client's default is no timeout at all).
+        self.request_timeout = (min(10.0, request_timeout), request_timeout)
         self.on_write = on_write
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
@@ -61,10 +68,13 @@ class KubeApi:
         self.writes: Counter[str] = Counter()
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        kwargs.setdefault("_request_timeout", self.request_timeout)
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except ApiException as exc:
             raise KubeError(exc.status or 0, str(exc.reason), _message(exc)) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # timeouts, resets, refused
+            raise KubeError(0, "Unreachable", f"{type(exc).__name__}: {exc}") from exc
 
     async def _write(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         self.writes[what] += 1

@@ -9,6 +9,7 @@ from typing import Any
 
 from greenshard import model, planner
 from greenshard.carbon import providers
+from greenshard.errors import InputError
 from greenshard.solvers import SolverConfig
 
 GROUP = "greenshard.io"
@@ -54,6 +55,23 @@ def parse_settings(spec: Mapping[str, Any], max_qubits_cap: int = 24) -> Setting
             seed=int(solver.get("seed", 0)),
             max_qubits=min(int(solver.get("maxQubits", 20)), max_qubits_cap),
         ),
+    )
+
+
+def check_template(template: Any, allowed_service_accounts: frozenset[str]) -> None:
+    """What admission cannot know: the shard pods are created by the operator's ServiceAccount,
+    so a template may only name a ServiceAccount the chart allows
+    (workloads.allowedServiceAccounts); unset (the namespace's default) is always allowed."""
+    spec = (template or {}).get("spec") if isinstance(template, Mapping) else None
+    name = spec.get("serviceAccountName") if isinstance(spec, Mapping) else None
+    if name in (None, "", "default") or name in allowed_service_accounts:
+        return
+    allowed = ", ".join(sorted(allowed_service_accounts)) or "none"
+    raise InputError(
+        "spec.template.spec.serviceAccountName",
+        f"{name!r} is not allowed (allowed: {allowed}); remove it to run as the namespace's "
+        "default ServiceAccount, or ask the cluster admin to add it to the chart's "
+        "workloads.allowedServiceAccounts",
     )
 
 
