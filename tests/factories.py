@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from greenshard import model
+from greenshard import model, parsing
 
 DTYPE = {"float32": 4, "bfloat16": 2, "float16": 2, "float8": 1, "int8": 1, "int4": 0.5}
 
@@ -82,9 +82,9 @@ def random_problem(
         }
     }
     return model.build_problem(
-        model.parse_deployment(deployment),
-        model.parse_nodes({"items": nodes}),
-        model.parse_grid_profile(profile),
+        parsing.parse_deployment(deployment),
+        parsing.parse_nodes({"items": nodes}),
+        parsing.parse_grid_profile(profile),
         0,
     )
 

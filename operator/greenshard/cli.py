@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from greenshard import bench, carbon, model, planner
+from greenshard import bench, carbon, model, parsing, planner
 from greenshard.errors import GreenShardError, InputError
 from greenshard.solvers import ALGORITHMS, DEFAULT_MAX_QUBITS, SolverConfig
 
@@ -128,9 +128,9 @@ def _seed(value: str) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    deployment = load_yaml(args.file, model.parse_deployment)
-    nodes = load_yaml(args.nodes, model.parse_nodes)
-    profile = load_yaml(args.profile, model.parse_grid_profile)
+    deployment = load_yaml(args.file, parsing.parse_deployment)
+    nodes = load_yaml(args.nodes, parsing.parse_nodes)
+    profile = load_yaml(args.profile, parsing.parse_grid_profile)
     hour = args.hour if args.hour is not None else carbon.current_utc_hour()
     config = SolverConfig(
         algorithm=args.solver,
@@ -223,35 +223,43 @@ KEY_ENV = "GREENSHARD_PROVIDER_KEY"
 
 def cmd_intensity(args: argparse.Namespace) -> int:
     """Each mapped region's intensity now and for the next 24 hours, from spec.provider."""
-    from greenshard.carbon import providers  # noqa: PLC0415 - urllib only for this command
+    # urllib only for this command
+    from greenshard.carbon import adapters, readings  # noqa: PLC0415
+    from greenshard.carbon import errors as carbon_errors  # noqa: PLC0415
+    from greenshard.carbon import spec as provider_spec  # noqa: PLC0415
+    from greenshard.carbon import status as carbon_status  # noqa: PLC0415
 
     raw = load_yaml(args.profile, lambda doc: doc)
-    profile = load_yaml(args.profile, model.parse_grid_profile)
+    profile = load_yaml(args.profile, parsing.parse_grid_profile)
     try:
-        pspec = providers.parse_provider_spec((raw or {}).get("spec") or {})
+        pspec = provider_spec.parse_provider_spec((raw or {}).get("spec") or {})
     except InputError as exc:
         raise CliError(str(exc.with_source(args.profile))) from exc
     key = read_text(args.key_file).strip() if args.key_file else os.environ.get(KEY_ENV) or None
-    if pspec.type in providers.NEEDS_KEY and not key:
+    if pspec.type in provider_spec.NEEDS_KEY and not key:
         raise CliError(
             f"{args.profile}: provider {pspec.type} needs an API key: set {KEY_ENV} or pass "
             "--key-file"
         )
     pspec = replace(pspec, timeout_seconds=args.timeout)
     zones = dict(pspec.zones) if pspec.type != "static" else {r: r for r in profile.regions}
-    now = providers.utc_now()
-    outcomes = providers.make_provider(pspec, key, profile).fetch(zones, now)
+    now = carbon_status.utc_now()
+    outcomes = adapters.make_provider(pspec, key, profile).fetch(zones, now)
     for region in sorted(outcomes):
         outcome = outcomes[region]
-        if isinstance(outcome, providers.ProviderError):
+        if isinstance(outcome, carbon_errors.ProviderError):
             raise CliError(
                 f"{args.profile}: region {region} ({pspec.type} zone {zones[region]!r}): "
-                + providers.redact(outcome.message, key)
+                + carbon_status.redact(outcome.message, key)
             )
-    data: dict[str, Any] = {"provider": pspec.type, "fetchedAt": providers.iso(now), "regions": {}}
+    data: dict[str, Any] = {
+        "provider": pspec.type,
+        "fetchedAt": carbon_status.iso(now),
+        "regions": {},
+    }
     for region in sorted(outcomes):
         reading = outcomes[region]
-        assert isinstance(reading, providers.Reading)
+        assert isinstance(reading, readings.Reading)
         by_hour = reading.by_utc_hour()
         data["regions"][region] = {
             "zone": zones[region],

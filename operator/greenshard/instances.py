@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from greenshard import model, subspace
+from greenshard import model, parsing, subspace
 from greenshard.errors import GreenShardError
 
 ACCELERATORS = {  # joules per teraflop, PUE excluded (rough datasheet figures at ~40% MFU)
@@ -112,9 +112,9 @@ def synthetic_documents(
 def synthetic_problem(qubits: int, seed: int, hour: int = 0) -> model.Problem:
     deployment, nodes, profile = synthetic_documents(qubits, seed)
     return model.build_problem(
-        model.parse_deployment(deployment),
-        model.parse_nodes(nodes),
-        model.parse_grid_profile(profile),
+        parsing.parse_deployment(deployment),
+        parsing.parse_nodes(nodes),
+        parsing.parse_grid_profile(profile),
         hour,
     )
 
@@ -329,9 +329,9 @@ def family_problem(name: str, shards: int, pools: int, seed: int, hour: int = 0)
         deployment, nodes, profile = family_documents(family, shards, pools, rng)
         try:
             problem = model.build_problem(
-                model.parse_deployment(deployment),
-                model.parse_nodes(nodes),
-                model.parse_grid_profile(profile),
+                parsing.parse_deployment(deployment),
+                parsing.parse_nodes(nodes),
+                parsing.parse_grid_profile(profile),
                 hour,
             )
         except GreenShardError:

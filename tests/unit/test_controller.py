@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from greenshard import model, planner
+from greenshard import model, parsing, planner
 from greenshard.k8s import controller as ctl
 from greenshard.k8s import resources, workloads
 from greenshard.solvers import SolverConfig
@@ -149,9 +149,9 @@ def test_create_plans_applies_and_reports(world: Any) -> None:
     run(controller)
     body = api.caches.infds[KEY]
     expected = planner.plan_inputs(
-        model.parse_deployment(body),
-        model.parse_nodes(load("examples/nodes.yaml")),
-        model.parse_grid_profile(load("crds/samples/gridprofile.yaml")),
+        parsing.parse_deployment(body),
+        parsing.parse_nodes(load("examples/nodes.yaml")),
+        parsing.parse_grid_profile(load("crds/samples/gridprofile.yaml")),
         12,
         SolverConfig(algorithm="exact"),
     ).to_dict()

@@ -18,7 +18,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from greenshard import carbon_score, cli, model
+from greenshard import carbon_score, cli, parsing
 from greenshard.k8s import extender
 from greenshard.k8s.extender import BadRequestError, ClusterState, Extender
 
@@ -105,8 +105,8 @@ def ext(state: ClusterState) -> Extender:
 
 
 def test_grams_per_teraflop_is_the_cost_model_compute_term() -> None:
-    profile = model.parse_grid_profile(PROFILE)
-    info = model.parse_node(NODES[1])  # eu-north-1 H100
+    profile = parsing.parse_grid_profile(PROFILE)
+    info = parsing.parse_node(NODES[1])  # eu-north-1 H100
     fact = carbon_score.node_carbon(info, profile, HOUR)
     assert fact.intensity == 35
     # compute(s, k) = F * T * J * PUE * CI / 1000 g/h: for 1e12 FLOPs (F*T = 1e12 / 3600 s)
@@ -116,9 +116,9 @@ def test_grams_per_teraflop_is_the_cost_model_compute_term() -> None:
 
 
 def test_unknown_region_and_accelerator_have_a_reason() -> None:
-    profile = model.parse_grid_profile(PROFILE)
+    profile = parsing.parse_grid_profile(PROFILE)
     facts = {
-        n["metadata"]["name"]: carbon_score.node_carbon(model.parse_node(n), profile, HOUR)
+        n["metadata"]["name"]: carbon_score.node_carbon(parsing.parse_node(n), profile, HOUR)
         for n in NODES
     }
     assert facts["mars-h100"].reason == "region mars-1 is not in GridProfile default"

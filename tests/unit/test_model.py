@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from factories import independent_emissions
-from greenshard import model
+from greenshard import model, parsing
 from greenshard.errors import InputError, NoCandidatePoolError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def build(
 ) -> model.Problem:
     d, n, p = docs
     return model.build_problem(
-        model.parse_deployment(d), model.parse_nodes(n), model.parse_grid_profile(p), hour
+        parsing.parse_deployment(d), parsing.parse_nodes(n), parsing.parse_grid_profile(p), hour
     )
 
 
@@ -109,7 +109,7 @@ def test_formula_agrees_with_an_independent_implementation(docs: Any, hour: int)
 
 
 def test_emissions_by_hand_for_one_shard() -> None:
-    deployment = model.parse_deployment(
+    deployment = parsing.parse_deployment(
         {
             "spec": {
                 "model": {
@@ -123,7 +123,7 @@ def test_emissions_by_hand_for_one_shard() -> None:
             }
         }
     )
-    nodes = model.parse_nodes(
+    nodes = parsing.parse_nodes(
         {
             "items": [
                 {
@@ -136,7 +136,7 @@ def test_emissions_by_hand_for_one_shard() -> None:
             ]
         }
     )
-    profile = model.parse_grid_profile(
+    profile = parsing.parse_grid_profile(
         {
             "spec": {
                 "regions": {"x": {"intensity": 200, "pue": 1.5}},
@@ -182,17 +182,17 @@ def test_memory_and_hops_feasibility(docs: Any) -> None:
     ],
 )
 def test_parse_quantity(value: str, expected: float) -> None:
-    assert model.parse_quantity(value) == pytest.approx(expected)
+    assert parsing.parse_quantity(value) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("value", ["", "12XB", "Gi", "1e3Mi", "abc"])
 def test_parse_quantity_rejects(value: str) -> None:
     with pytest.raises(InputError, match="quantity"):
-        model.parse_quantity(value, "status.allocatable.memory")
+        parsing.parse_quantity(value, "status.allocatable.memory")
 
 
 def test_label_selector_semantics() -> None:
-    sel = model.parse_selector(
+    sel = parsing.parse_selector(
         {
             "matchLabels": {"a": "1"},
             "matchExpressions": [
@@ -235,7 +235,7 @@ def test_bad_deployment_names_the_field(field: str, mutate: Any, message: str) -
     doc = load("llama-70b.yaml")
     mutate(doc["spec"])
     with pytest.raises(InputError) as err:
-        model.parse_deployment(doc)
+        parsing.parse_deployment(doc)
     assert err.value.field == field
     assert message in str(err.value)
 
@@ -244,18 +244,18 @@ def test_bad_profile_names_the_field() -> None:
     doc = load("gridprofile.yaml")
     doc["spec"]["regions"]["us-east-1"]["intensity"] = [1, 2, 3]
     with pytest.raises(InputError, match="24 hourly values") as err:
-        model.parse_grid_profile(doc)
+        parsing.parse_grid_profile(doc)
     assert err.value.field == "spec.regions.us-east-1.intensity"
     doc = load("gridprofile.yaml")
     doc["spec"]["accelerators"]["NVIDIA-L4"]["joulesPerTeraflop"] = 0
     with pytest.raises(InputError) as err:
-        model.parse_grid_profile(doc)
+        parsing.parse_grid_profile(doc)
     assert err.value.field == "spec.accelerators.NVIDIA-L4.joulesPerTeraflop"
 
 
 def test_wrong_kind_is_rejected() -> None:
     with pytest.raises(InputError, match="must be InferenceDeployment"):
-        model.parse_deployment({"kind": "Deployment", "spec": {}})
+        parsing.parse_deployment({"kind": "Deployment", "spec": {}})
 
 
 @pytest.mark.parametrize(("hour", "hours"), [(5, 6), (20, 8), (0, 24)])
@@ -271,9 +271,9 @@ def test_window_plan_is_the_sum_of_its_hours(hour: int, hours: int) -> None:
     rng = random.Random(hour)
     for region in profile["spec"]["regions"].values():
         region["intensity"] = [round(rng.uniform(20, 600), 1) for _ in range(24)]
-    dep = model.parse_deployment(deployment)
-    node_infos = model.parse_nodes(nodes)
-    prof = model.parse_grid_profile(profile)
+    dep = parsing.parse_deployment(deployment)
+    node_infos = parsing.parse_nodes(nodes)
+    prof = parsing.parse_grid_profile(profile)
     window = model.build_problem(dep, node_infos, prof, hour, hours=hours)
     each = [model.build_problem(dep, node_infos, prof, (hour + i) % 24) for i in range(hours)]
     for placement in itertools.product(range(window.num_pools), repeat=window.num_shards):

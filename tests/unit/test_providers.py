@@ -17,8 +17,11 @@ import structlog
 import yaml
 
 from fakeprovider import FakeProvider
-from greenshard import cli, model
-from greenshard.carbon import providers as pv
+from greenshard import cli, model, parsing
+from greenshard.carbon import adapters, readings
+from greenshard.carbon import errors as perr
+from greenshard.carbon import spec as provider_spec
+from greenshard.carbon import status as pstat
 from greenshard.errors import InputError
 from greenshard.k8s import gridprofiles, kube, resources
 
@@ -43,7 +46,7 @@ PROFILE_DOC: dict[str, Any] = {
         },
     },
 }
-PROFILE = model.parse_grid_profile(PROFILE_DOC)
+PROFILE = parsing.parse_grid_profile(PROFILE_DOC)
 ZONES = {"eu-north-1": "SE-SE3", "us-east-1": "US-MIDA-PJM"}
 
 
@@ -72,8 +75,8 @@ def em_serve(fake: FakeProvider, latest: Any, forecast: list[float] | None = Non
         )
 
 
-def em(fake: FakeProvider, timeout: float = 2.0) -> pv.ElectricityMaps:
-    return pv.ElectricityMaps(fake.url, SENTINEL, timeout)
+def em(fake: FakeProvider, timeout: float = 2.0) -> adapters.ElectricityMaps:
+    return adapters.ElectricityMaps(fake.url, SENTINEL, timeout)
 
 
 def latest(value: Any, zone: str = "SE-SE3") -> dict[str, Any]:
@@ -94,7 +97,7 @@ def test_electricity_maps_latest_and_forecast(fake: FakeProvider) -> None:
     em_serve(fake, latest(35), [36 + i for i in range(30)])
     out = em(fake).fetch({"eu-north-1": "SE-SE3"}, NOW)
     reading = out["eu-north-1"]
-    assert isinstance(reading, pv.Reading)
+    assert isinstance(reading, readings.Reading)
     assert reading.current == 35
     assert reading.forecast == tuple(float(36 + i) for i in range(24))
     assert (reading.signal, reading.source) == ("average", "electricityMaps:SE-SE3")
@@ -102,29 +105,47 @@ def test_electricity_maps_latest_and_forecast(fake: FakeProvider) -> None:
     assert by_hour[6] == 35 and by_hour[7] == 37 and by_hour[5] == 36 + 23
     req = fake.hits("/v3/carbon-intensity/latest")[0]
     assert req.query == {"zone": "SE-SE3"} and req.headers["auth-token"] == SENTINEL
-    status = pv.region_status(reading)
+    status = pstat.region_status(reading)
     assert len(status["intensity"]) == 24 and status["fetchedAt"] == "2026-11-21T06:30:00Z"
 
 
 def test_electricity_maps_without_forecast_repeats_current(fake: FakeProvider) -> None:
     em_serve(fake, latest(120))  # the forecast path answers 404 (not in the plan)
     reading = em(fake).fetch({"r": "SE-SE3"}, NOW)["r"]
-    assert isinstance(reading, pv.Reading)
+    assert isinstance(reading, readings.Reading)
     assert reading.forecast == () and reading.by_utc_hour() == (120.0,) * 24
 
 
 @pytest.mark.parametrize(
     ("status", "body", "headers", "error", "text"),
     [
-        (401, {"message": f"bad token {SENTINEL}"}, {}, pv.AuthError, "API key was refused"),
-        (429, {"message": "slow down"}, {"Retry-After": "120"}, pv.RateLimitedError, "120 s"),
-        (503, f"<html>{SENTINEL}</html>", {}, pv.ServerError, "HTTP 503"),
-        (200, '{"carbonIntensity": 3', {}, pv.MalformedResponseError, "not valid JSON"),
-        (200, '{"carbonIntensity": NaN}', {}, pv.MalformedResponseError, "not valid JSON"),
-        (200, latest(-5), {}, pv.MalformedResponseError, "not an intensity"),
-        (200, latest("high"), {}, pv.MalformedResponseError, "expected a number"),
-        (200, latest(None), {}, pv.NoDataError, "no carbonIntensity"),
-        (404, {"error": "zone not found"}, {}, pv.NoDataError, "no data"),
+        (
+            401,
+            {"message": f"bad token {SENTINEL}"},
+            {},
+            perr.AuthError,
+            "API key was refused",
+        ),
+        (
+            429,
+            {"message": "slow down"},
+            {"Retry-After": "120"},
+            perr.RateLimitedError,
+            "120 s",
+        ),
+        (503, f"<html>{SENTINEL}</html>", {}, perr.ServerError, "HTTP 503"),
+        (200, '{"carbonIntensity": 3', {}, perr.MalformedResponseError, "not valid JSON"),
+        (
+            200,
+            '{"carbonIntensity": NaN}',
+            {},
+            perr.MalformedResponseError,
+            "not valid JSON",
+        ),
+        (200, latest(-5), {}, perr.MalformedResponseError, "not an intensity"),
+        (200, latest("high"), {}, perr.MalformedResponseError, "expected a number"),
+        (200, latest(None), {}, perr.NoDataError, "no carbonIntensity"),
+        (404, {"error": "zone not found"}, {}, perr.NoDataError, "no data"),
     ],
 )
 def test_electricity_maps_failures_are_typed_and_keyless(
@@ -132,35 +153,35 @@ def test_electricity_maps_failures_are_typed_and_keyless(
     status: int,
     body: Any,
     headers: dict[str, str],
-    error: type[pv.ProviderError],
+    error: type[perr.ProviderError],
     text: str,
 ) -> None:
     fake.set("/v3/carbon-intensity/latest", body, status, headers)
     outcome = em(fake).fetch({"eu-north-1": "SE-SE3"}, NOW)["eu-north-1"]
     assert isinstance(outcome, error), outcome
     assert text in outcome.message and SENTINEL not in outcome.message
-    if error is pv.RateLimitedError:
+    if error is perr.RateLimitedError:
         assert outcome.retry_after == 120.0
-        assert pv.next_refresh_seconds(900, 1, outcome.retry_after) == 120.0
+        assert pstat.next_refresh_seconds(900, 1, outcome.retry_after) == 120.0
 
 
 def test_timeout(fake: FakeProvider) -> None:
     fake.set("/v3/carbon-intensity/latest", latest(30), delay=1.5)
     outcome = em(fake, timeout=0.3).fetch({"r": "SE-SE3"}, NOW)["r"]
-    assert isinstance(outcome, pv.ProviderTimeoutError)
+    assert isinstance(outcome, perr.ProviderTimeoutError)
     assert "no answer within 0.3 s" in outcome.message
 
 
 def test_unreachable() -> None:
-    provider = pv.ElectricityMaps("http://127.0.0.1:9", SENTINEL, 1.0)
+    provider = adapters.ElectricityMaps("http://127.0.0.1:9", SENTINEL, 1.0)
     outcome = provider.fetch({"r": "SE-SE3"}, NOW)["r"]
-    assert isinstance(outcome, pv.UnreachableError | pv.ProviderTimeoutError)
+    assert isinstance(outcome, perr.UnreachableError | perr.ProviderTimeoutError)
 
 
 def test_rate_limit_stops_asking_for_other_zones(fake: FakeProvider) -> None:
     fake.set("/v3/carbon-intensity/latest", {}, 429, {"Retry-After": "30"})
     out = em(fake).fetch(ZONES, NOW)
-    assert all(isinstance(o, pv.RateLimitedError) for o in out.values())
+    assert all(isinstance(o, perr.RateLimitedError) for o in out.values())
     assert len(fake.hits("/v3/carbon-intensity/latest")) == 1
 
 
@@ -182,9 +203,9 @@ def test_watttime_login_forecast_conversion_and_marginal(fake: FakeProvider) -> 
             },
         },
     )
-    provider = pv.WattTime(fake.url, f"user:{SENTINEL}", 2.0)
+    provider = adapters.WattTime(fake.url, f"user:{SENTINEL}", 2.0)
     reading = provider.fetch({"us-west-1": "CAISO_NORTH"}, NOW)["us-west-1"]
-    assert isinstance(reading, pv.Reading)
+    assert isinstance(reading, readings.Reading)
     assert reading.signal == "marginal"
     assert reading.current == pytest.approx(1000 * 0.453592)
     assert len(reading.forecast) == 24
@@ -202,15 +223,15 @@ def test_watttime_login_forecast_conversion_and_marginal(fake: FakeProvider) -> 
 
 def test_watttime_bad_login(fake: FakeProvider) -> None:
     fake.set("/login", {"error": "invalid"}, 401)
-    outcome = pv.WattTime(fake.url, f"user:{SENTINEL}", 2.0).fetch({"r": "X"}, NOW)["r"]
-    assert isinstance(outcome, pv.AuthError) and SENTINEL not in outcome.message
+    outcome = adapters.WattTime(fake.url, f"user:{SENTINEL}", 2.0).fetch({"r": "X"}, NOW)["r"]
+    assert isinstance(outcome, perr.AuthError) and SENTINEL not in outcome.message
 
 
 def test_watttime_zone_without_data(fake: FakeProvider) -> None:
     fake.set("/login", {"token": "t"})
     fake.set("/v3/forecast", {"data": [], "meta": {"units": "lbs_co2_per_mwh"}})
-    outcome = pv.WattTime(fake.url, "u:p", 2.0).fetch({"r": "NOWHERE"}, NOW)["r"]
-    assert isinstance(outcome, pv.NoDataError)
+    outcome = adapters.WattTime(fake.url, "u:p", 2.0).fetch({"r": "NOWHERE"}, NOW)["r"]
+    assert isinstance(outcome, perr.NoDataError)
 
 
 # ----------------------------------------------------------------------- ukCarbonIntensity
@@ -231,8 +252,8 @@ def test_uk_national(fake: FakeProvider) -> None:
         f"/intensity/{start}/fw24h",
         {"data": [_uk_period(i / 2, 200 + i) for i in range(1, 48)]},
     )
-    reading = pv.UkCarbonIntensity(fake.url, None, 2.0).fetch({"uk": "national"}, NOW)["uk"]
-    assert isinstance(reading, pv.Reading)
+    reading = adapters.UkCarbonIntensity(fake.url, None, 2.0).fetch({"uk": "national"}, NOW)["uk"]
+    assert isinstance(reading, readings.Reading)
     assert reading.current == 185  # the actual value wins over the forecast
     assert reading.forecast[0] == 201 and reading.forecast[1] == pytest.approx(202.5)
     assert not any("auth" in k.lower() for k in fake.requests[0].headers)
@@ -254,15 +275,15 @@ def test_uk_regional(fake: FakeProvider) -> None:
             }
         },
     )
-    reading = pv.UkCarbonIntensity(fake.url, None, 2.0).fetch({"ldn": "13"}, NOW)["ldn"]
-    assert isinstance(reading, pv.Reading)
+    reading = adapters.UkCarbonIntensity(fake.url, None, 2.0).fetch({"ldn": "13"}, NOW)["ldn"]
+    assert isinstance(reading, readings.Reading)
     assert reading.current == 150 and reading.forecast[:3] == (100.0, 100.0, 100.0)
 
 
 def test_uk_zone_without_data(fake: FakeProvider) -> None:
     fake.set("/regional/regionid/99", {"data": []})
-    out = pv.UkCarbonIntensity(fake.url, None, 2.0).fetch({"a": "99", "b": "atlantis"}, NOW)
-    assert isinstance(out["a"], pv.NoDataError) and isinstance(out["b"], pv.NoDataError)
+    out = adapters.UkCarbonIntensity(fake.url, None, 2.0).fetch({"a": "99", "b": "atlantis"}, NOW)
+    assert isinstance(out["a"], perr.NoDataError) and isinstance(out["b"], perr.NoDataError)
 
 
 # -------------------------------------------------------------------------- carbonAwareSdk
@@ -290,23 +311,23 @@ def test_carbon_aware_sdk(fake: FakeProvider) -> None:
             }
         ],
     )
-    reading = pv.CarbonAwareSdk(fake.url, None, 2.0).fetch({"us-east-1": "eastus"}, NOW)
+    reading = adapters.CarbonAwareSdk(fake.url, None, 2.0).fetch({"us-east-1": "eastus"}, NOW)
     r = reading["us-east-1"]
-    assert isinstance(r, pv.Reading)
+    assert isinstance(r, readings.Reading)
     assert r.current == 450.5 and r.forecast == (400.0,) * 24 and r.signal == "average"
     assert fake.hits("/emissions/bylocation")[0].query["location"] == "eastus"
 
 
 def test_carbon_aware_sdk_no_data(fake: FakeProvider) -> None:
     fake.set("/emissions/bylocation", [])
-    out = pv.CarbonAwareSdk(fake.url, None, 2.0).fetch({"r": "mars"}, NOW)
-    assert isinstance(out["r"], pv.NoDataError)
+    out = adapters.CarbonAwareSdk(fake.url, None, 2.0).fetch({"r": "mars"}, NOW)
+    assert isinstance(out["r"], perr.NoDataError)
 
 
 def test_static_provider() -> None:
-    out = pv.StaticProvider(PROFILE).fetch({}, NOW)
+    out = adapters.StaticProvider(PROFILE).fetch({}, NOW)
     reading = out["us-east-1"]
-    assert isinstance(reading, pv.Reading) and reading.current == 400
+    assert isinstance(reading, readings.Reading) and reading.current == 400
 
 
 # ------------------------------------------------------------------------ staleness rule
@@ -319,28 +340,28 @@ def _prev(age_minutes: float, value: float = 55.0, source: str = "electricityMap
             "current": value,
             "source": source,
             "signal": "average",
-            "fetchedAt": pv.iso(NOW - dt.timedelta(minutes=age_minutes)),
+            "fetchedAt": pstat.iso(NOW - dt.timedelta(minutes=age_minutes)),
         }
     }
 
 
 def test_resolve_keeps_last_good_until_stale_then_static() -> None:
-    error = pv.ServerError("electricityMaps latest: HTTP 503: the provider failed")
-    kept = pv.resolve(PROFILE, _prev(30), {"eu-north-1": error}, NOW, 7200, "electricityMaps")
+    error = perr.ServerError("electricityMaps latest: HTTP 503: the provider failed")
+    kept = pstat.resolve(PROFILE, _prev(30), {"eu-north-1": error}, NOW, 7200, "electricityMaps")
     assert kept.regions["eu-north-1"]["current"] == 55.0
     assert kept.degraded[0] and kept.degraded[1] == "ServerError"
     assert "keeping the values fetched at" in kept.degraded[2]
     assert kept.fresh[0] is False
 
-    stale = pv.resolve(PROFILE, _prev(180), {"eu-north-1": error}, NOW, 7200, "electricityMaps")
+    stale = pstat.resolve(PROFILE, _prev(180), {"eu-north-1": error}, NOW, 7200, "electricityMaps")
     entry = stale.regions["eu-north-1"]
     assert entry["source"] == "static (fallback)" and entry["intensity"] == [40.0] * 24
     assert "using the static spec.regions values" in stale.degraded[2]
 
 
 def test_resolve_fresh_and_values_never_nan_or_negative() -> None:
-    reading = pv.Reading(33.0, (34.0, 35.0), "electricityMaps:SE-SE3", "average", NOW)
-    res = pv.resolve(PROFILE, {}, {"eu-north-1": reading}, NOW, 7200, "electricityMaps")
+    reading = readings.Reading(33.0, (34.0, 35.0), "electricityMaps:SE-SE3", "average", NOW)
+    res = pstat.resolve(PROFILE, {}, {"eu-north-1": reading}, NOW, 7200, "electricityMaps")
     assert res.fresh[0] and not res.degraded[0]
     values = res.regions["eu-north-1"]["intensity"]
     assert len(values) == 24 and values[6:8] == [33.0, 35.0]
@@ -351,25 +372,25 @@ def test_resolve_fresh_and_values_never_nan_or_negative() -> None:
 
 
 def test_backoff() -> None:
-    assert pv.next_refresh_seconds(900, 0, None) == 900
-    assert pv.next_refresh_seconds(900, 1, None) == 10
-    assert pv.next_refresh_seconds(900, 3, None) == 40
-    assert pv.next_refresh_seconds(900, 20, None) == 900
-    assert pv.next_refresh_seconds(900, 1, 3600) == 3600
+    assert pstat.next_refresh_seconds(900, 0, None) == 900
+    assert pstat.next_refresh_seconds(900, 1, None) == 10
+    assert pstat.next_refresh_seconds(900, 3, None) == 40
+    assert pstat.next_refresh_seconds(900, 20, None) == 900
+    assert pstat.next_refresh_seconds(900, 1, 3600) == 3600
 
 
 def test_provider_spec_validation() -> None:
     spec = dict(PROFILE_DOC["spec"])
-    assert pv.parse_provider_spec(spec).type == "static"
+    assert provider_spec.parse_provider_spec(spec).type == "static"
     with pytest.raises(InputError, match="secretRef"):
-        pv.parse_provider_spec(
+        provider_spec.parse_provider_spec(
             {**spec, "provider": {"type": "wattTime", "zones": {"us-east-1": "y"}}}
         )
     with pytest.raises(InputError, match="spec.regions does not have"):
-        pv.parse_provider_spec(
+        provider_spec.parse_provider_spec(
             {**spec, "provider": {"type": "carbonAwareSdk", "zones": {"x": "y"}}}
         )
-    parsed = pv.parse_provider_spec(
+    parsed = provider_spec.parse_provider_spec(
         {
             **spec,
             "provider": {
@@ -381,7 +402,7 @@ def test_provider_spec_validation() -> None:
         }
     )
     assert parsed.signal == "marginal" and parsed.refresh_seconds == 300
-    assert parsed.secret_ref == pv.SecretRef("wt", "ops", "apiKey")
+    assert parsed.secret_ref == provider_spec.SecretRef("wt", "ops", "apiKey")
 
 
 def test_forecast_window_is_the_mean_over_the_hours() -> None:
@@ -558,8 +579,8 @@ def test_forecast_hours_plans_over_the_window() -> None:
         "a": {"intensity": [500.0] * 12 + [10.0] + [500.0] * 11},
         "b": {"intensity": 200},
     }
-    profile = model.parse_grid_profile(doc)
-    deployment = model.parse_deployment(
+    profile = parsing.parse_grid_profile(doc)
+    deployment = parsing.parse_deployment(
         {
             "kind": "InferenceDeployment",
             "metadata": {"name": "x"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from greenshard import model
+from greenshard import model, parsing
 from greenshard.k8s import workloads
 
 OWNER = {
@@ -105,7 +105,7 @@ spec:
 
 
 def test_shard_deployment_matches_yaml() -> None:
-    selector = model.parse_selector(
+    selector = parsing.parse_selector(
         {
             "matchLabels": {"tier": "gpu"},
             "matchExpressions": [{"key": "spot", "operator": "DoesNotExist"}],

@@ -1,7 +1,10 @@
-"""Carbon data: which hour's intensity a plan uses.
+"""Carbon data: which hour's intensity a plan uses, and live intensities from providers.
 
-GridProfile parsing and the per-region intensity lookup live in :mod:`greenshard.model` (they are
-part of the cost-model contract); live providers will plug in here.
+GridProfile parsing and the per-region intensity lookup live in :mod:`greenshard.parsing` and
+:mod:`greenshard.model` (they are part of the cost-model contract). Live providers:
+:mod:`~greenshard.carbon.spec` (GridProfile.spec.provider) -> :mod:`~greenshard.carbon.adapters`
+(over :mod:`~greenshard.carbon.http`) -> :mod:`~greenshard.carbon.readings` or
+:mod:`~greenshard.carbon.errors` -> :mod:`~greenshard.carbon.status` (staleness and fallback).
 """
 
 from __future__ import annotations

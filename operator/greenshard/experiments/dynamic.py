@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from greenshard import model, planner
+from greenshard import model, parsing, planner
 from greenshard.experiments import report
 from greenshard.solvers import SolverConfig
 
@@ -141,9 +141,9 @@ class Day:
 
 def solve_day(seed: int, solver: str) -> Day:
     deployment, nodes, profile = documents(seed)
-    spec = model.parse_deployment(deployment)
-    node_infos = model.parse_nodes(nodes)
-    grid = model.parse_grid_profile(profile)
+    spec = parsing.parse_deployment(deployment)
+    node_infos = parsing.parse_nodes(nodes)
+    grid = parsing.parse_grid_profile(profile)
     problems = [model.build_problem(spec, node_infos, grid, h) for h in range(HOURS)]
     config = SolverConfig(algorithm=solver, seed=seed)
     return Day(problems, [planner.plan(p, config) for p in problems])

@@ -38,7 +38,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from greenshard import carbon, carbon_score, model
+from greenshard import carbon, carbon_score, model, parsing
 from greenshard.carbon_score import NodeCarbon
 from greenshard.errors import InputError
 from greenshard.k8s import resources
@@ -240,7 +240,7 @@ def _entries(name: str) -> tuple[str, ...]:
 
 def _parse_node(body: Mapping[str, Any]) -> model.NodeInfo | None:
     try:
-        return model.parse_node(body)
+        return parsing.parse_node(body)
     except InputError as exc:
         log.warning("node ignored", error=str(exc))
         return None

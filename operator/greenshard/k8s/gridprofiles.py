@@ -3,7 +3,7 @@
 One asyncio task (like the controller loop; no kopf daemons or timers, which would add
 finalizers). Every GridProfile whose ``spec.provider.type`` is not ``static`` is refreshed on its
 ``refreshInterval``: the API key is read from the one Secret that ``secretRef`` names, the
-provider is asked (in a thread), :func:`providers.resolve` decides what the status says (fresh
+provider is asked (in a thread), :func:`carbon_status.resolve` decides what the status says (fresh
 values, the last good ones until ``staleAfter``, else the static spec values), and the status is
 patched through the status subresource only when it differs. Planning reads
 ``status.regions[*].intensity`` (see :func:`resources.grid_profile`).
@@ -23,7 +23,10 @@ from typing import Any, Protocol
 
 import structlog
 
-from greenshard.carbon import providers
+from greenshard.carbon import adapters, readings
+from greenshard.carbon import errors as carbon_errors
+from greenshard.carbon import spec as provider_spec
+from greenshard.carbon import status as carbon_status
 from greenshard.errors import GreenShardError
 from greenshard.k8s import controller, resources
 from greenshard.k8s.kube import KubeError
@@ -42,7 +45,7 @@ class _State:
     fingerprint: str = ""
     due: float = float("-inf")
     failures: int = 0
-    provider: providers.Provider | None = None
+    provider: readings.Provider | None = None
     gate: resources.PatchGate = field(default_factory=resources.PatchGate)
 
 
@@ -59,8 +62,8 @@ class Refresher:
         self,
         api: Api,
         clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], dt.datetime] = providers.utc_now,
-        make_provider: Callable[..., providers.Provider] = providers.make_provider,
+        now: Callable[[], dt.datetime] = carbon_status.utc_now,
+        make_provider: Callable[..., readings.Provider] = adapters.make_provider,
     ) -> None:
         self.api = api
         self.clock = clock
@@ -109,7 +112,7 @@ class Refresher:
         if self.clock() < state.due:
             return ""
         try:
-            pspec = providers.parse_provider_spec(spec)
+            pspec = provider_spec.parse_provider_spec(spec)
             profile = resources.grid_profile({"metadata": body["metadata"], "spec": spec})
         except GreenShardError as err:
             state.due = float("inf")  # until the spec changes
@@ -132,12 +135,12 @@ class Refresher:
         key, key_error = await self._key(pspec)
         now = self.now()
         if key_error is not None:
-            outcomes: dict[str, providers.Outcome] = dict.fromkeys(pspec.zones, key_error)
+            outcomes: dict[str, readings.Outcome] = dict.fromkeys(pspec.zones, key_error)
         else:
             if state.provider is None:
                 state.provider = self.make_provider(pspec, key)
             outcomes = await asyncio.to_thread(state.provider.fetch, pspec.zones, now)
-        resolution = providers.resolve(
+        resolution = carbon_status.resolve(
             profile,
             status.get("regions") or {},
             outcomes,
@@ -147,7 +150,7 @@ class Refresher:
         )
         failed = resolution.degraded[0]
         state.failures = state.failures + 1 if failed else 0
-        state.due = self.clock() + providers.next_refresh_seconds(
+        state.due = self.clock() + carbon_status.next_refresh_seconds(
             pspec.refresh_seconds, state.failures, resolution.retry_after
         )
         fresh = _redacted(resolution.fresh, key)
@@ -171,8 +174,8 @@ class Refresher:
         return await self._write(name, state, status, wanted, "degraded" if failed else "fresh")
 
     async def _key(
-        self, pspec: providers.ProviderSpec
-    ) -> tuple[str | None, providers.ProviderError | None]:
+        self, pspec: provider_spec.ProviderSpec
+    ) -> tuple[str | None, carbon_errors.ProviderError | None]:
         ref = pspec.secret_ref
         if ref is None:
             return None, None
@@ -185,13 +188,13 @@ class Refresher:
                 if err.status == 403
                 else ""
             )
-            return None, providers.KeyUnavailableError(
+            return None, carbon_errors.KeyUnavailableError(
                 f"cannot read Secret {ref.namespace}/{ref.name}: HTTP {err.status} {err.reason}"
                 + hint
             )
         value = data.get(ref.key)
         if not value:
-            return None, providers.KeyUnavailableError(
+            return None, carbon_errors.KeyUnavailableError(
                 f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}"
             )
         return value, None
@@ -231,7 +234,7 @@ def _fingerprint(*parts: Any) -> str:
 
 
 def _redacted(cond: tuple[bool, str, str], key: str | None) -> tuple[bool, str, str]:
-    return cond[0], cond[1], providers.redact(cond[2], key)
+    return cond[0], cond[1], carbon_status.redact(cond[2], key)
 
 
 def _summary(regions: Mapping[str, Mapping[str, Any]]) -> str:

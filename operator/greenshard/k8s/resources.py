@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from greenshard import model, planner
-from greenshard.carbon import providers
+from greenshard import model, parsing, planner
 from greenshard.errors import InputError
 from greenshard.solvers import SolverConfig
 
@@ -22,7 +21,7 @@ CONDITION_TYPES = ("Ready", "Optimized", "Progressing", "Degraded")
 
 def parse_duration(text: str, field: str = "spec.carbon.reoptimizeInterval") -> float:
     """'15m', '1h30m', '45s' -> seconds (at least 10 s: re-planning is not a busy loop)."""
-    return providers.duration_seconds(text, field)
+    return parsing.duration_seconds(text, field)
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def check_template(template: Any, allowed_service_accounts: frozenset[str]) -> N
 
 def deployment_spec(body: Mapping[str, Any]) -> model.DeploymentSpec:
     """The cost-model view of an InferenceDeployment body (raises model.InputError)."""
-    return model.parse_deployment(
+    return parsing.parse_deployment(
         {
             "kind": "InferenceDeployment",
             "metadata": body["metadata"],
@@ -88,7 +87,7 @@ def deployment_spec(body: Mapping[str, Any]) -> model.DeploymentSpec:
 
 def grid_profile(body: Mapping[str, Any]) -> model.GridProfile:
     """A GridProfile body; live intensities in status.regions[*].intensity win over the spec."""
-    profile = model.parse_grid_profile(
+    profile = parsing.parse_grid_profile(
         {"kind": "GridProfile", "metadata": body["metadata"], "spec": body.get("spec") or {}}
     )
     live = ((body.get("status") or {}).get("regions")) or {}
@@ -105,7 +104,7 @@ def grid_profile(body: Mapping[str, Any]) -> model.GridProfile:
 
 
 def node_info(body: Mapping[str, Any]) -> model.NodeInfo:
-    return model.parse_node(body, f"node {body.get('metadata', {}).get('name', '?')}")
+    return parsing.parse_node(body, f"node {body.get('metadata', {}).get('name', '?')}")
 
 
 # ------------------------------------------------------------------------------ conditions
