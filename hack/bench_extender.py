@@ -77,15 +77,18 @@ def pod(opted_in: bool) -> dict[str, Any]:
 
 
 def serve(nodes: int, port_queue: Any) -> None:
-    from greenshard.k8s import extender  # noqa: PLC0415 - in the server process only
+    # in the server process only
+    from greenshard.k8s.extender.scoring import Extender  # noqa: PLC0415
+    from greenshard.k8s.extender.server import Server  # noqa: PLC0415
+    from greenshard.k8s.extender.state import ClusterState  # noqa: PLC0415
     from greenshard.k8s.runner import configure_logging  # noqa: PLC0415
 
     configure_logging("json")  # as `greenshard extender` serves: INFO, JSON lines
     profile = yaml.safe_load((ROOT / "crds/samples/gridprofile.yaml").read_text())
-    state = extender.ClusterState("default", hour=lambda: 12)
+    state = ClusterState("default", hour=lambda: 12)
     state.replace_nodes(node(i) for i in range(nodes))
     state.set_profile(profile)
-    server = extender.Server(extender.Extender(state), port=0)
+    server = Server(Extender(state), port=0)
 
     async def main() -> None:
         port_queue.put(await server.start_async())

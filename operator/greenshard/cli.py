@@ -331,7 +331,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_extender(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)
-    from greenshard.k8s import extender  # noqa: PLC0415 - aiohttp and the client only here
+    from greenshard.k8s.extender import main as extender  # noqa: PLC0415 - aiohttp, the client
 
     return extender.run(
         args.kubeconfig, args.port, args.grid_profile, args.log_format, args.address, args.hour

@@ -19,8 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from greenshard import carbon_score, cli, parsing
-from greenshard.k8s import extender
-from greenshard.k8s.extender import BadRequestError, ClusterState, Extender
+from greenshard.k8s.extender.metrics import ExtenderMetrics
+from greenshard.k8s.extender.scoring import Extender
+from greenshard.k8s.extender.server import DEFAULT_PORT, Server
+from greenshard.k8s.extender.state import ClusterState
+from greenshard.k8s.extender.wire import BadRequestError
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = yaml.safe_load((ROOT / "crds/samples/gridprofile.yaml").read_text())
@@ -90,7 +93,7 @@ def args_body(p: dict[str, Any], names: list[str] | None = None) -> bytes:
 
 @pytest.fixture
 def state() -> ClusterState:
-    s = ClusterState("default", hour=lambda: HOUR, metrics=extender.ExtenderMetrics())
+    s = ClusterState("default", hour=lambda: HOUR, metrics=ExtenderMetrics())
     s.replace_nodes(NODES)
     s.set_profile(PROFILE)
     return s
@@ -349,7 +352,7 @@ def test_malformed_requests_raise_bad_request(ext: Extender, body: bytes, messag
 
 @pytest.fixture
 def server(ext: Extender) -> Iterator[str]:
-    srv = extender.Server(ext, port=0)
+    srv = Server(ext, port=0)
     port = srv.start_in_thread()
     try:
         yield f"http://127.0.0.1:{port}"
@@ -408,7 +411,7 @@ def test_http_malformed_gets_400_json_and_the_server_goes_on(server: str) -> Non
 
 def test_readyz_waits_for_the_caches() -> None:
     state = ClusterState("default", hour=lambda: HOUR)
-    srv = extender.Server(Extender(state), port=0)
+    srv = Server(Extender(state), port=0)
     url = f"http://127.0.0.1:{srv.start_in_thread()}"
     try:
         assert http(f"{url}/readyz")[0] == 503
@@ -439,7 +442,7 @@ def test_scheduler_config_wires_the_extender() -> None:
     assert config["kind"] == "KubeSchedulerConfiguration"
     assert "clientConnection" not in config and "leaderElection" not in config
     [ext] = config["extenders"]
-    assert ext["urlPrefix"] == f"http://127.0.0.1:{extender.DEFAULT_PORT}"
+    assert ext["urlPrefix"] == f"http://127.0.0.1:{DEFAULT_PORT}"
     assert (ext["filterVerb"], ext["prioritizeVerb"]) == ("filter", "prioritize")
     assert ext["nodeCacheCapable"] is True and ext["ignorable"] is True
     assert 1 <= ext["weight"] <= 100 and ext["httpTimeout"] == "2s"
