@@ -33,6 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from greenshard import memory
+from greenshard.solvers.qaoa.engine import QAOAEngine
+from greenshard.solvers.qaoa.options import DEFAULT_RAMP_BETA, DEFAULT_RAMP_GAMMA, QAOAOptions
+from greenshard.solvers.qaoa.sampling import optimal_indices, probability_of_indices
+from greenshard.solvers.qaoa.schedule import linear_ramp
+from greenshard.solvers.qaoa.solver import QAOASolver
 
 DEFAULT_QUBITS = "12,16,20,22,24"
 BACKENDS = ("qsim", "cirq")
@@ -307,15 +312,15 @@ def _instance(qubits: int, seed: int) -> tuple[int, Any, Any]:
 
 def _evaluation(task: Task) -> dict[str, Any]:
     from greenshard import hamiltonian  # noqa: PLC0415 (heavy: in the worker only)
-    from greenshard.solvers import backends, qaoa  # noqa: PLC0415 (heavy: in the worker only)
+    from greenshard.solvers import backends  # noqa: PLC0415 (heavy: in the worker only)
 
     seed, problem, reference = _instance(task.qubits, task.seed)
     start = time.perf_counter()
     ham = hamiltonian.CostHamiltonian(problem)
     backend = backends.Backend(backends.BackendOptions(task.backend, task.threads))
-    engine = qaoa.QAOAEngine(ham, task.depth, backend)
+    engine = QAOAEngine(ham, task.depth, backend)
     setup = time.perf_counter() - start
-    gammas, betas = qaoa.linear_ramp(task.depth, qaoa.DEFAULT_RAMP_GAMMA, qaoa.DEFAULT_RAMP_BETA)
+    gammas, betas = linear_ramp(task.depth, DEFAULT_RAMP_GAMMA, DEFAULT_RAMP_BETA)
     engine.energy(gammas, betas)  # warm-up: first-touch page faults, thread start
     times = []
     state = None
@@ -326,7 +331,7 @@ def _evaluation(task: Task) -> dict[str, Any]:
         engine.expectation(state)
         times.append(time.perf_counter() - start)
     assert state is not None
-    optimal = qaoa.optimal_indices(problem, ham, engine.cost, reference.emissions)
+    optimal = optimal_indices(problem, ham, engine.cost, reference.emissions)
     return {
         "seed": seed,
         "phase": engine.phase,
@@ -334,17 +339,17 @@ def _evaluation(task: Task) -> dict[str, Any]:
         "secondsPerEvaluation": statistics.median(times),
         "secondsSetup": setup,
         "repeat": task.repeat,
-        "probabilityOfOptimum": qaoa.probability_of_indices(state, optimal),
+        "probabilityOfOptimum": probability_of_indices(state, optimal),
     }
 
 
 def _solve(task: Task) -> dict[str, Any]:
-    from greenshard.solvers import classical, exact, qaoa  # noqa: PLC0415 (heavy: in the worker only)
+    from greenshard.solvers import classical, exact  # noqa: PLC0415 (heavy: in the worker only)
 
     seed, problem, _ = _instance(task.qubits, task.seed)
     solver: Any
     if task.solver == "qaoa":
-        solver = qaoa.QAOASolver(qaoa.QAOAOptions(seed=seed, threads=task.threads))
+        solver = QAOASolver(QAOAOptions(seed=seed, threads=task.threads))
     elif task.solver == "bruteforce":
         solver = exact.ExactSolver("bruteforce")
     elif task.solver == "milp":

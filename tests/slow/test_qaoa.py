@@ -13,7 +13,11 @@ import pytest
 from factories import random_problem
 from greenshard import hamiltonian, instances, model
 from greenshard.errors import InfeasibleError
-from greenshard.solvers import backends, base, exact, qaoa
+from greenshard.solvers import backends, base, exact
+from greenshard.solvers.qaoa.engine import QAOAEngine
+from greenshard.solvers.qaoa.options import DEFAULT_DEPTH, QAOAOptions
+from greenshard.solvers.qaoa.schedule import linear_ramp
+from greenshard.solvers.qaoa.solver import QAOASolver
 
 QUBITS = range(8, 21)
 SEEDS = range(5)  # instances.synthetic_problem(n, seed); infeasible ones are left out
@@ -35,7 +39,7 @@ def _feasible_instances() -> list[tuple[int, int, model.Problem, base.Solution]]
 def default_runs() -> list[tuple[int, int, base.Solution, base.Solution]]:
     """(qubits, seed, QAOA solution with default options, exact solution) per pinned instance."""
     return [
-        (n, seed, qaoa.QAOASolver(qaoa.QAOAOptions(seed=seed)).solve(problem), reference)
+        (n, seed, QAOASolver(QAOAOptions(seed=seed)).solve(problem), reference)
         for n, seed, problem, reference in _feasible_instances()
     ]
 
@@ -61,18 +65,18 @@ def test_every_default_run_is_optimal_after_polish(
         assert run.gap == 0.0, (n, seed)
         assert run.placement == reference.placement, (n, seed)  # the tie rule
         assert run.method in ("qaoa-sample", "qaoa+local-search"), (n, seed)
-        assert run.qubits == n and run.depth == qaoa.DEFAULT_DEPTH
+        assert run.qubits == n and run.depth == DEFAULT_DEPTH
 
 
 def _states(problem: model.Problem, depth: int = 3) -> dict[tuple[str, str], np.ndarray]:
     ham = hamiltonian.CostHamiltonian(problem)
     phases = ["diagonal"] if ham.has_global_penalty else ["diagonal", "gates"]
-    gammas, betas = qaoa.linear_ramp(depth, 0.7, 0.4)
+    gammas, betas = linear_ramp(depth, 0.7, 0.4)
     states = {}
     for name in backends.BACKENDS:
         backend = backends.Backend(backends.BackendOptions(name))
         for phase in phases:
-            engine = qaoa.QAOAEngine(ham, depth, backend, phase)
+            engine = QAOAEngine(ham, depth, backend, phase)
             states[name, phase] = engine.state(gammas, betas)
     return states
 
@@ -107,7 +111,7 @@ def test_backends_agree_when_memory_limits_bind(seed: int) -> None:
     assert set(states) == {("qsim", "diagonal"), ("cirq", "diagonal")}
     _assert_same_state(states["qsim", "diagonal"], states["cirq", "diagonal"])
     with pytest.raises(ValueError, match="local Hamiltonian"):
-        qaoa.QAOAEngine(
+        QAOAEngine(
             hamiltonian.CostHamiltonian(problem),
             1,
             backends.Backend(backends.BackendOptions("qsim")),
@@ -148,10 +152,10 @@ def test_details_say_truthfully_how_the_answer_was_found() -> None:
         except InfeasibleError:
             continue
         for polish in (True, False):
-            options = qaoa.QAOAOptions(
+            options = QAOAOptions(
                 depth=1, ramp_gamma=0.0, ramp_beta=0.0, shots=1, seed=seed, polish=polish
             )
-            run = qaoa.QAOASolver(options).solve(problem)
+            run = QAOASolver(options).solve(problem)
             _assert_details_are_truthful(problem, run)
             seen.add(
                 (
@@ -171,7 +175,7 @@ def test_details_say_truthfully_how_the_answer_was_found() -> None:
 @pytest.mark.slow
 def test_a_large_sample_finds_the_optimum_and_says_so() -> None:
     problem = instances.synthetic_problem(10, 1)
-    run = qaoa.QAOASolver(qaoa.QAOAOptions(seed=3)).solve(problem)
+    run = QAOASolver(QAOAOptions(seed=3)).solve(problem)
     _assert_details_are_truthful(problem, run)
     assert run.details["samplingFoundOptimum"] is True
     assert run.details["polishChangedAnswer"] is False

@@ -22,8 +22,6 @@ from greenshard.carbon.spec import ProviderSpec
 from greenshard.errors import InputError
 
 LBS_PER_MWH_TO_G_PER_KWH = 0.453592  # 1 lb = 453.592 g; 1 MWh = 1000 kWh
-
-
 DEFAULT_BASE_URLS: Mapping[str, str] = {
     "electricityMaps": "https://api.electricitymap.org",
     "wattTime": "https://api.watttime.org",

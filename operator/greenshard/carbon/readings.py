@@ -11,8 +11,6 @@ from typing import Protocol
 from greenshard.carbon.errors import MalformedResponseError, ProviderError
 
 MAX_INTENSITY = 1e5
-
-
 SIGNALS = ("average", "marginal")
 
 

@@ -11,14 +11,8 @@ from greenshard.errors import InputError
 from greenshard.parsing import duration_seconds
 
 PROVIDER_TYPES = ("static", "electricityMaps", "wattTime", "ukCarbonIntensity", "carbonAwareSdk")
-
-
 NEEDS_KEY = ("electricityMaps", "wattTime")
-
-
 DEFAULT_REFRESH = "15m"
-
-
 DEFAULT_STALE_AFTER = "2h"
 
 

@@ -30,7 +30,11 @@ import numpy.typing as npt
 from greenshard import hamiltonian, instances, model
 from greenshard.errors import InfeasibleError
 from greenshard.experiments import report
-from greenshard.solvers import backends, exact, qaoa
+from greenshard.solvers import backends, exact
+from greenshard.solvers.qaoa.engine import QAOAEngine
+from greenshard.solvers.qaoa.options import QAOAOptions
+from greenshard.solvers.qaoa.sampling import optimal_indices
+from greenshard.solvers.qaoa.schedule import schedule
 
 NOISES: dict[str, Callable[[float], cirq.Gate]] = {
     "depolarizing": cirq.depolarize,
@@ -79,7 +83,7 @@ def instance(qubits: int, seed: int) -> Instance:
         ham = hamiltonian.CostHamiltonian(problem)
         offset, scale = ham.lower_bound, ham.scale()
         cost32 = ham.scaled_diagonal(offset, scale)
-        optimal = qaoa.optimal_indices(problem, ham, cost32, reference.emissions, offset, scale)
+        optimal = optimal_indices(problem, ham, cost32, reference.emissions, offset, scale)
         return Instance(qubits, s, problem, cost32.astype(np.float64), optimal)
     raise RuntimeError(f"no feasible {qubits}-qubit instance from seed {seed}")
 
@@ -90,14 +94,14 @@ def angles(
     """Noiseless COBYLA angles (every angle) from the default linear ramp."""
     ham = hamiltonian.CostHamiltonian(inst.problem)
     backend = backends.Backend(backends.BackendOptions("qsim", threads=1))
-    engine = qaoa.QAOAEngine(ham, depth, backend, "diagonal")
-    options = qaoa.QAOAOptions(
+    engine = QAOAEngine(ham, depth, backend, "diagonal")
+    options = QAOAOptions(
         depth=depth,
         seed=seed,
         optimizer="cobyla",
         max_evaluations=max(evaluations, 2 * depth + 3),
     )
-    return qaoa.schedule(engine, options)
+    return schedule(engine, options)
 
 
 def circuit(

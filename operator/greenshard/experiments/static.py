@@ -22,6 +22,10 @@ from typing import Any
 
 from greenshard import memory
 from greenshard.experiments import report
+from greenshard.solvers.qaoa.engine import QAOAEngine
+from greenshard.solvers.qaoa.options import DEFAULT_RAMP_BETA, DEFAULT_RAMP_GAMMA, QAOAOptions
+from greenshard.solvers.qaoa.schedule import linear_ramp
+from greenshard.solvers.qaoa.solver import QAOASolver
 
 PREPRINT_WALL = 15
 BYTES_PER_BASIS_STATE = 24  # cost (4) + state (8) + the simulator's copy (8) + slack
@@ -97,15 +101,15 @@ def feasible_seeds(qubits: int, seed: int, count: int) -> list[int]:
 
 def _solve(task: Task) -> dict[str, Any]:
     from greenshard import instances  # noqa: PLC0415
-    from greenshard.solvers import classical, exact, qaoa  # noqa: PLC0415
+    from greenshard.solvers import classical, exact  # noqa: PLC0415
 
     seed = feasible_seeds(task.qubits, task.seed, task.instance + 1)[task.instance]
     problem = instances.synthetic_problem(task.qubits, seed)
     solver: Any
     if task.solver == "qaoa":
         cobyla = task.depth <= 5
-        solver = qaoa.QAOASolver(
-            qaoa.QAOAOptions(
+        solver = QAOASolver(
+            QAOAOptions(
                 depth=task.depth,
                 seed=seed,
                 optimizer="cobyla" if cobyla else "none",
@@ -153,15 +157,15 @@ def _gap(problem: Any, placement: tuple[int, ...], optimum: float) -> float:
 
 def _evaluation(task: Task) -> dict[str, Any]:
     from greenshard import hamiltonian, instances  # noqa: PLC0415
-    from greenshard.solvers import backends, qaoa  # noqa: PLC0415
+    from greenshard.solvers import backends  # noqa: PLC0415
 
     problem = instances.synthetic_problem(task.qubits, task.seed)
     start = time.perf_counter()
     ham = hamiltonian.CostHamiltonian(problem)
     backend = backends.Backend(backends.BackendOptions("qsim"))
-    engine = qaoa.QAOAEngine(ham, task.depth, backend, "diagonal")
+    engine = QAOAEngine(ham, task.depth, backend, "diagonal")
     setup = time.perf_counter() - start
-    gammas, betas = qaoa.linear_ramp(task.depth, qaoa.DEFAULT_RAMP_GAMMA, qaoa.DEFAULT_RAMP_BETA)
+    gammas, betas = linear_ramp(task.depth, DEFAULT_RAMP_GAMMA, DEFAULT_RAMP_BETA)
     engine.energy(gammas, betas)  # warm-up
     times = []
     for _ in range(task.repeat):

@@ -7,7 +7,9 @@ from dataclasses import dataclass, replace
 
 from greenshard import hamiltonian, model
 from greenshard.errors import GreenShardError
-from greenshard.solvers import base, classical, exact, qaoa
+from greenshard.solvers import base, classical, exact
+from greenshard.solvers.qaoa.options import DEFAULT_DEPTH, DEFAULT_SHOTS, QAOAOptions
+from greenshard.solvers.qaoa.solver import QAOASolver
 
 ALGORITHMS = ("auto", "qaoa", "exact", "genetic", "anneal")
 DEFAULT_MAX_QUBITS = 20
@@ -16,8 +18,8 @@ DEFAULT_MAX_QUBITS = 20
 @dataclass(frozen=True)
 class SolverConfig:
     algorithm: str = "auto"
-    depth: int = qaoa.DEFAULT_DEPTH
-    shots: int = qaoa.DEFAULT_SHOTS
+    depth: int = DEFAULT_DEPTH
+    shots: int = DEFAULT_SHOTS
     seed: int = 0
     max_qubits: int = DEFAULT_MAX_QUBITS
     backend: str = "qsim"
@@ -88,9 +90,9 @@ def _size(num_bytes: int) -> str:
     return f"{num_bytes} B"
 
 
-def _qaoa(config: SolverConfig) -> qaoa.QAOASolver:
-    return qaoa.QAOASolver(
-        qaoa.QAOAOptions(
+def _qaoa(config: SolverConfig) -> QAOASolver:
+    return QAOASolver(
+        QAOAOptions(
             depth=config.depth,
             shots=config.shots,
             seed=config.seed,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from greenshard import hamiltonian, model
-from greenshard.solvers import base, exact, qaoa
+from greenshard.solvers import base, exact, local_search
 
 
 def _scorer(problem: model.Problem) -> Callable[[tuple[int, ...]], float]:
@@ -154,7 +154,7 @@ class AnnealSolver:
                     if best is None or e < best_e or (model.is_tie(e, best_e) and candidate < best):
                         best, best_e = candidate, e
         assert best is not None
-        best = qaoa.local_search(problem, best)
+        best = local_search.local_search(problem, best)
         return _finish(
             problem,
             best,

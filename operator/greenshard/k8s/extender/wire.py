@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 CARBON_AWARE_LABEL = "greenshard.io/carbon-aware"
-
-
 MAX_INTENSITY_ANNOTATION = "greenshard.io/max-intensity"
 
 
