@@ -21,31 +21,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
-from greenshard import memory
-from greenshard.solvers.qaoa.engine import QAOAEngine
-from greenshard.solvers.qaoa.options import DEFAULT_RAMP_BETA, DEFAULT_RAMP_GAMMA, QAOAOptions
+from greenshard import harness, memory
+from greenshard.harness import BRUTE_FORCE_QUBITS, SEED_TRIES
 from greenshard.solvers.qaoa.sampling import optimal_indices, probability_of_indices
-from greenshard.solvers.qaoa.schedule import linear_ramp
-from greenshard.solvers.qaoa.solver import QAOASolver
+from greenshard.solvers.registry import SolverConfig
 
 DEFAULT_QUBITS = "12,16,20,22,24"
 BACKENDS = ("qsim", "cirq")
 SOLVERS = ("qaoa", "bruteforce", "milp", "genetic", "anneal")
 MAX_QUBITS = 32
-BYTES_PER_BASIS_STATE = 24  # cost (4) + state (8) + the backend's copy (8) + slack
-SEED_TRIES = 64
-BRUTE_FORCE_QUBITS = 20  # synthetic instances have K**S == 2**n placements: exact.BRUTE_FORCE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -200,8 +190,8 @@ def plan_tasks(args: argparse.Namespace) -> tuple[list[Task], list[str]]:
     fresh = not memory.can_reset_peak()
     available = memory.available_bytes()
     for n in args.qubits:
-        need = BYTES_PER_BASIS_STATE << n
-        if available is not None and need > available:
+        if available is not None and not harness.fits(n, available):
+            need = memory.qaoa_bytes(n)
             notes.append(
                 f"{n} qubits skipped: needs about {need / 2**30:.1f} GiB, "
                 f"{available / 2**30:.1f} GiB available"
@@ -249,22 +239,9 @@ def plan_tasks(args: argparse.Namespace) -> tuple[list[Task], list[str]]:
 
 def run_tasks(tasks: list[Task]) -> Iterator[dict[str, Any]]:
     """Each task in a spawned worker; a worker that dies (out of memory) fails only its task."""
-    context = multiprocessing.get_context("spawn")
-    pool: ProcessPoolExecutor | None = None
-    try:
-        for task in tasks:
-            if pool is None:
-                pool = ProcessPoolExecutor(
-                    1, mp_context=context, max_tasks_per_child=1 if task.fresh_worker else None
-                )
-            try:
-                yield pool.submit(run_task, task).result()
-            except BrokenProcessPool:
-                pool = None
-                yield {**_identity(task), "error": "the worker process died (out of memory?)"}
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    fresh = any(task.fresh_worker for task in tasks)
+    for task, row in harness.run_in_workers(tasks, run_task, fresh_each=fresh):
+        yield row or {**_identity(task), "error": "the worker process died (out of memory?)"}
 
 
 # ----------------------------------------------------------------------------- in the worker
@@ -272,9 +249,8 @@ def run_tasks(tasks: list[Task]) -> Iterator[dict[str, Any]]:
 
 def run_task(task: Task) -> dict[str, Any]:
     """Runs one configuration (in the worker process) and returns its row."""
-    memory.reset_peak()
     row = _evaluation(task) if task.kind == "evaluation" else _solve(task)
-    return {**_identity(task), **row, "peakMemoryBytes": memory.peak_bytes()}
+    return {**_identity(task), **row}
 
 
 def _identity(task: Task) -> dict[str, Any]:
@@ -294,16 +270,8 @@ def _identity(task: Task) -> dict[str, Any]:
 
 def _instance(qubits: int, seed: int) -> tuple[int, Any, Any]:
     """(seed, problem, exact solution): the first feasible synthetic instance from ``seed``."""
-    from greenshard import instances  # noqa: PLC0415 (heavy: in the worker only)
-    from greenshard.errors import InfeasibleError  # noqa: PLC0415 (heavy: in the worker only)
-    from greenshard.solvers import exact  # noqa: PLC0415 (heavy: in the worker only)
-
-    for s in range(seed, seed + SEED_TRIES):
-        problem = instances.synthetic_problem(qubits, s)
-        try:
-            return s, problem, exact.solve_exact(problem)
-        except InfeasibleError:
-            continue
+    for found in harness.feasible_instances(qubits, seed):
+        return found
     raise RuntimeError(
         f"no feasible synthetic instance with {qubits} qubits in seeds "
         f"{seed}..{seed + SEED_TRIES - 1}"
@@ -311,56 +279,32 @@ def _instance(qubits: int, seed: int) -> tuple[int, Any, Any]:
 
 
 def _evaluation(task: Task) -> dict[str, Any]:
-    from greenshard import hamiltonian  # noqa: PLC0415 (heavy: in the worker only)
-    from greenshard.solvers import backends  # noqa: PLC0415 (heavy: in the worker only)
-
     seed, problem, reference = _instance(task.qubits, task.seed)
-    start = time.perf_counter()
-    ham = hamiltonian.CostHamiltonian(problem)
-    backend = backends.Backend(backends.BackendOptions(task.backend, task.threads))
-    engine = QAOAEngine(ham, task.depth, backend)
-    setup = time.perf_counter() - start
-    gammas, betas = linear_ramp(task.depth, DEFAULT_RAMP_GAMMA, DEFAULT_RAMP_BETA)
-    engine.energy(gammas, betas)  # warm-up: first-touch page faults, thread start
-    times = []
-    state = None
-    for _ in range(task.repeat):
-        state = None  # free the last state first: one evaluation's memory, not two
-        start = time.perf_counter()
-        state = engine.state(gammas, betas)
-        engine.expectation(state)
-        times.append(time.perf_counter() - start)
-    assert state is not None
-    optimal = optimal_indices(problem, ham, engine.cost, reference.emissions)
+    run = harness.time_evaluation(
+        problem, task.depth, task.backend, task.threads, repeat=task.repeat
+    )
+    engine = run.engine
+    optimal = optimal_indices(problem, engine.ham, engine.cost, reference.emissions)
     return {
         "seed": seed,
         "phase": engine.phase,
-        "threads": backend.options.cpu_threads(),
-        "secondsPerEvaluation": statistics.median(times),
-        "secondsSetup": setup,
+        "threads": run.threads,
+        "secondsPerEvaluation": run.seconds,
+        "secondsSetup": run.setup,
         "repeat": task.repeat,
-        "probabilityOfOptimum": probability_of_indices(state, optimal),
+        "probabilityOfOptimum": probability_of_indices(run.state, optimal),
     }
 
 
 def _solve(task: Task) -> dict[str, Any]:
-    from greenshard.solvers import classical, exact  # noqa: PLC0415 (heavy: in the worker only)
-
     seed, problem, _ = _instance(task.qubits, task.seed)
-    solver: Any
-    if task.solver == "qaoa":
-        solver = QAOASolver(QAOAOptions(seed=seed, threads=task.threads))
-    elif task.solver == "bruteforce":
-        solver = exact.ExactSolver("bruteforce")
-    elif task.solver == "milp":
-        solver = exact.ExactSolver("milp")
-    elif task.solver == "genetic":
-        solver = classical.GeneticSolver(seed=seed)
-    else:
-        solver = classical.AnnealSolver(seed=seed)
-    start = time.perf_counter()
-    solution = solver.solve(problem)
-    seconds = time.perf_counter() - start
+    solution, seconds = harness.timed_solve(
+        problem,
+        # the benchmark measures every size it is asked for: no qubit bound
+        SolverConfig(
+            algorithm=task.solver, seed=seed, threads=task.threads, max_qubits=task.qubits
+        ),
+    )
     row: dict[str, Any] = {
         "seed": seed,
         "depth": solution.depth,

@@ -15,7 +15,7 @@ import yaml
 
 from greenshard import bench, carbon, model, parsing, planner
 from greenshard.errors import GreenShardError, InputError
-from greenshard.solvers import ALGORITHMS, DEFAULT_MAX_QUBITS, SolverConfig
+from greenshard.solvers.registry import ALGORITHMS, DEFAULT_MAX_QUBITS, SolverConfig
 
 EXIT_USAGE = 2
 

@@ -1,9 +1,25 @@
-"""Process memory facts from Linux procfs, for benchmarks and experiments (standard library)."""
+"""Memory: the one estimate of what a QAOA state vector costs, and this process's facts from
+Linux procfs (for benchmarks and experiments; standard library only)."""
 
 from __future__ import annotations
 
 import os
 import resource
+
+#: Bytes per basis state (amplitude) while QAOA runs: the float32 cost (4), the complex64 state
+#: (8) and the backend's copy of it (8), plus slack for sampling's blocks. Measured: 5342 MiB
+#: peak at 28 qubits (README "Benchmark"), 20.9 bytes a basis state with the interpreter.
+BYTES_PER_AMPLITUDE = 24
+
+
+def qaoa_bytes(qubits: int) -> int:
+    """About how much memory a QAOA solve or energy evaluation on ``qubits`` qubits needs."""
+    return BYTES_PER_AMPLITUDE << qubits
+
+
+def largest_qubits(available: float) -> int:
+    """The most qubits whose QAOA state fits in ``available`` bytes."""
+    return max(0, (int(available) // BYTES_PER_AMPLITUDE).bit_length() - 1)
 
 
 def can_reset_peak() -> bool:

@@ -1,4 +1,4 @@
-"""The placement problem and its cost model, exactly as docs/cost-model.md states it.
+"""The placement problem and its cost model, as the contract docs/cost-model.md states it.
 
 Pure data and pure functions: the standard library and numpy only. Everything that plans a
 placement (solvers, the CLI, the operator, the scheduler extender) goes through :class:`Problem`.

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from greenshard import model
-from greenshard.solvers import SolverConfig, base, exact, make_solver
+from greenshard.solvers import base, exact
+from greenshard.solvers.registry import SolverConfig, make_solver
 
 
 @dataclass(frozen=True)

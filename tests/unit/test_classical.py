@@ -8,7 +8,8 @@ import pytest
 from factories import random_problem
 from greenshard import model, planner
 from greenshard.errors import InfeasibleError
-from greenshard.solvers import SolverConfig, classical, exact, make_solver
+from greenshard.solvers import classical, exact
+from greenshard.solvers.registry import SolverConfig, make_solver
 
 
 @pytest.mark.parametrize("solver_cls", [classical.GeneticSolver, classical.AnnealSolver])

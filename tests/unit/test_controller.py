@@ -13,7 +13,7 @@ import yaml
 from greenshard import model, parsing, planner
 from greenshard.k8s import controller as ctl
 from greenshard.k8s import resources, workloads
-from greenshard.solvers import SolverConfig
+from greenshard.solvers.registry import SolverConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = ("ml", "llama")

@@ -11,7 +11,7 @@ from test_controller import KEY, Clock, FakeApi, InlinePlanner, condition, infd,
 from greenshard import model, planner
 from greenshard.k8s import controller as ctl
 from greenshard.k8s.kube import KubeError
-from greenshard.solvers import SolverConfig
+from greenshard.solvers.registry import SolverConfig
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from greenshard.carbon import errors as perr
 from greenshard.carbon import spec as provider_spec
 from greenshard.carbon import status as pstat
 from greenshard.errors import InputError
-from greenshard.k8s import gridprofiles, kube, resources
+from greenshard.k8s import gridprofiles, resources
+from greenshard.k8s.errors import KubeError
 
 SENTINEL = "SENTINEL-KEY-9f3b"
 NOW = dt.datetime(2026, 11, 21, 6, 30, tzinfo=dt.UTC)
@@ -423,7 +424,7 @@ class FakeApi:
     async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
         self.secret_reads.append((namespace, name))
         if self.secret is None:
-            raise kube.KubeError(403, "Forbidden", "secrets is forbidden")
+            raise KubeError(403, "Forbidden", "secrets is forbidden")
         return dict(self.secret)
 
     async def patch_gp_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ import pytest
 import factories
 from greenshard import instances, model, planner
 from greenshard.k8s import resources, solving
-from greenshard.solvers import SolverConfig, exact
+from greenshard.solvers import exact
+from greenshard.solvers.registry import SolverConfig
 
 
 def test_a_plan_in_the_child_matches_planning_inline() -> None:

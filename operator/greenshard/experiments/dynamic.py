@@ -27,7 +27,7 @@ import numpy as np
 
 from greenshard import model, parsing, planner
 from greenshard.experiments import report
-from greenshard.solvers import SolverConfig
+from greenshard.solvers.registry import SolverConfig
 
 HOURS = 24
 PREPRINT_SAVING_GRAMS = 23.76

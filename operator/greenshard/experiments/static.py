@@ -9,28 +9,20 @@ before it, so the peak memory of each row is its own (Python, numpy and cirq inc
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import statistics
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from greenshard import memory
+from greenshard import harness, memory
 from greenshard.experiments import report
-from greenshard.solvers.qaoa.engine import QAOAEngine
-from greenshard.solvers.qaoa.options import DEFAULT_RAMP_BETA, DEFAULT_RAMP_GAMMA, QAOAOptions
-from greenshard.solvers.qaoa.schedule import linear_ramp
-from greenshard.solvers.qaoa.solver import QAOASolver
+from greenshard.harness import BRUTE_FORCE_QUBITS, SEED_TRIES
+from greenshard.solvers.registry import SolverConfig
 
 PREPRINT_WALL = 15
-BYTES_PER_BASIS_STATE = 24  # cost (4) + state (8) + the simulator's copy (8) + slack
-SEED_TRIES = 64
-BRUTE_FORCE_QUBITS = 20
 
 
 @dataclass(frozen=True)
@@ -71,60 +63,38 @@ class Task:
 
 
 def run_task(task: Task) -> dict[str, Any]:
-    memory.reset_peak()
     if task.kind == "solve":
-        row = _solve(task)
-    elif task.kind == "evaluation":
-        row = _evaluation(task)
-    else:
-        row = _bandwidth()
-    return {**row, "peakMemoryBytes": memory.peak_bytes()}
+        return _solve(task)
+    if task.kind == "evaluation":
+        return _evaluation(task)
+    return _bandwidth()
 
 
 def feasible_seeds(qubits: int, seed: int, count: int) -> list[int]:
     """The first ``count`` seeds from ``seed`` whose synthetic instance is feasible."""
-    from greenshard import instances  # noqa: PLC0415 (heavy: in the worker only)
-    from greenshard.errors import InfeasibleError  # noqa: PLC0415
-    from greenshard.solvers import exact  # noqa: PLC0415
-
-    found: list[int] = []
-    for s in range(seed, seed + SEED_TRIES * count):
-        try:
-            exact.solve_exact(instances.synthetic_problem(qubits, s))
-        except InfeasibleError:
-            continue
-        found.append(s)
-        if len(found) == count:
-            return found
-    raise RuntimeError(f"no {count} feasible {qubits}-qubit instances from seed {seed}")
+    found = [s for s, _, _ in harness.feasible_instances(qubits, seed, SEED_TRIES * count)]
+    if len(found) < count:
+        raise RuntimeError(f"no {count} feasible {qubits}-qubit instances from seed {seed}")
+    return found[:count]
 
 
 def _solve(task: Task) -> dict[str, Any]:
     from greenshard import instances  # noqa: PLC0415
-    from greenshard.solvers import classical, exact  # noqa: PLC0415
 
     seed = feasible_seeds(task.qubits, task.seed, task.instance + 1)[task.instance]
     problem = instances.synthetic_problem(task.qubits, seed)
-    solver: Any
+    config = SolverConfig(algorithm=task.solver, seed=seed, max_qubits=task.qubits)
     if task.solver == "qaoa":
         cobyla = task.depth <= 5
-        solver = QAOASolver(
-            QAOAOptions(
-                depth=task.depth,
-                seed=seed,
-                optimizer="cobyla" if cobyla else "none",
-                max_evaluations=max(task.cobyla_evaluations, 2 * task.depth + 3),
-            )
+        config = SolverConfig(
+            algorithm="qaoa",
+            max_qubits=task.qubits,
+            depth=task.depth,
+            seed=seed,
+            optimizer="cobyla" if cobyla else "none",
+            max_evaluations=max(task.cobyla_evaluations, 2 * task.depth + 3),
         )
-    elif task.solver == "bruteforce":
-        solver = exact.ExactSolver("bruteforce")
-    elif task.solver == "genetic":
-        solver = classical.GeneticSolver(seed=seed)
-    else:
-        solver = classical.AnnealSolver(seed=seed)
-    start = time.perf_counter()
-    solution = solver.solve(problem)
-    seconds = time.perf_counter() - start
+    solution, seconds = harness.timed_solve(problem, config)
     row: dict[str, Any] = {
         "kind": "solve",
         "qubits": task.qubits,
@@ -156,30 +126,18 @@ def _gap(problem: Any, placement: tuple[int, ...], optimum: float) -> float:
 
 
 def _evaluation(task: Task) -> dict[str, Any]:
-    from greenshard import hamiltonian, instances  # noqa: PLC0415
-    from greenshard.solvers import backends  # noqa: PLC0415
+    from greenshard import instances  # noqa: PLC0415
 
     problem = instances.synthetic_problem(task.qubits, task.seed)
-    start = time.perf_counter()
-    ham = hamiltonian.CostHamiltonian(problem)
-    backend = backends.Backend(backends.BackendOptions("qsim"))
-    engine = QAOAEngine(ham, task.depth, backend, "diagonal")
-    setup = time.perf_counter() - start
-    gammas, betas = linear_ramp(task.depth, DEFAULT_RAMP_GAMMA, DEFAULT_RAMP_BETA)
-    engine.energy(gammas, betas)  # warm-up
-    times = []
-    for _ in range(task.repeat):
-        start = time.perf_counter()
-        engine.energy(gammas, betas)
-        times.append(time.perf_counter() - start)
+    run = harness.time_evaluation(problem, task.depth, phase="diagonal", repeat=task.repeat)
     return {
         "kind": "evaluation",
         "qubits": task.qubits,
         "depth": task.depth,
         "seed": task.seed,
-        "secondsPerEvaluation": statistics.median(times),
-        "secondsSetup": setup,
-        "threads": backend.options.cpu_threads(),
+        "secondsPerEvaluation": run.seconds,
+        "secondsSetup": run.setup,
+        "threads": run.threads,
         "loadAverage": report.load_average(),
     }
 
@@ -203,25 +161,8 @@ def _bandwidth() -> dict[str, Any]:
 def run_tasks(tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
     """Tasks in spawned workers, a fresh one per (kind, qubits) so that no earlier size's memory
     stays resident; the peak is reset before each task. A dead worker fails only its task."""
-    context = multiprocessing.get_context("spawn")
-    pool: ProcessPoolExecutor | None = None
-    group: tuple[str, int] | None = None
-    try:
-        for task in tasks:
-            if pool is not None and group != (task.kind, task.qubits):
-                pool.shutdown()
-                pool = None
-            group = (task.kind, task.qubits)
-            if pool is None:
-                pool = ProcessPoolExecutor(1, mp_context=context)
-            try:
-                yield task, pool.submit(run_task, task).result()
-            except BrokenProcessPool:
-                pool = None
-                yield task, {"kind": task.kind, "error": "the worker process died (memory?)"}
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    for task, row in harness.run_in_workers(tasks, run_task, group=lambda t: (t.kind, t.qubits)):
+        yield task, row or {"kind": task.kind, "error": "the worker process died (memory?)"}
 
 
 # ------------------------------------------------------------------------------------ model
@@ -265,11 +206,7 @@ def run(out: Path, seed: int = 0, quick: bool = False) -> Path:
         if solver != "bruteforce" or n <= BRUTE_FORCE_QUBITS
     ]
     available = memory.available_bytes()
-    skipped = [
-        n
-        for n in config.eval_qubits
-        if available is not None and BYTES_PER_BASIS_STATE << n > available
-    ]
+    skipped = [n for n in config.eval_qubits if not harness.fits(n, available)]
     eval_tasks = [
         Task("evaluation", n, seed, depth=config.eval_depth, repeat=config.repeat)
         for n in config.eval_qubits
@@ -420,7 +357,7 @@ def write_report(
             )
         )
     largest = max((r["qubits"] for r in evals), default=0)
-    memory_wall = math.floor(math.log2(available / BYTES_PER_BASIS_STATE)) if available else None
+    memory_wall = memory.largest_qubits(available) if available else None
     doc.text(
         f"One energy evaluation at p = {config.eval_depth} (prepare the state with the numpy "
         "phase and qsim mixers, then `<psi|C|psi>`), the median of "
@@ -428,7 +365,7 @@ def write_report(
         f"bandwidth (numpy copy of 512 MiB): **{bandwidth / 1e9:.1f} GB/s**. Caches: {caches}. "
         f"Memory available at the start: "
         f"{'?' if available is None else f'{available / 2**30:.1f} GiB'}, so the largest n with "
-        f"{BYTES_PER_BASIS_STATE} bytes a basis state is **{memory_wall}**"
+        f"{memory.BYTES_PER_AMPLITUDE} bytes a basis state is **{memory_wall}**"
         + (f"; skipped: {', '.join(map(str, skipped))}" if skipped else "")
         + ".",
     )
@@ -547,7 +484,7 @@ def _reading(
     text += (
         f"So there is no wall at {PREPRINT_WALL} qubits: that state is "
         f"{(8 << PREPRINT_WALL) / 2**10:.0f} KiB. The practical limit here is memory capacity "
-        f"(about {BYTES_PER_BASIS_STATE} bytes a basis state: {memory_wall} qubits), and time "
+        f"(about {memory.BYTES_PER_AMPLITUDE} bytes a basis state: {memory_wall} qubits), and time "
         f"(x2 per qubit); the largest size measured is {largest} qubits."
     )
     return text

@@ -22,7 +22,7 @@ import structlog
 from greenshard import carbon, model, planner
 from greenshard.errors import DeadlineExceededError, GreenShardError
 from greenshard.k8s import resources, workloads
-from greenshard.k8s.kube import KubeError
+from greenshard.k8s.errors import KubeError
 from greenshard.solvers import base
 
 log = structlog.get_logger("greenshard.controller")

@@ -29,7 +29,7 @@ from greenshard.carbon import spec as provider_spec
 from greenshard.carbon import status as carbon_status
 from greenshard.errors import GreenShardError
 from greenshard.k8s import controller, resources
-from greenshard.k8s.kube import KubeError
+from greenshard.k8s.errors import KubeError
 
 log = structlog.get_logger("greenshard.gridprofiles")
 

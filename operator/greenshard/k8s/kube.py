@@ -17,16 +17,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from greenshard.k8s import resources, workloads
+from greenshard.k8s.errors import KubeError
 
 T = TypeVar("T")
-
-
-class KubeError(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        self.status = status
-        self.reason = reason
-        self.message = message
-        super().__init__(f"{status} {reason}: {message}")
 
 
 def load_client(kubeconfig: str | None = None) -> client.ApiClient:

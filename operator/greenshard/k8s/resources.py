@@ -9,7 +9,7 @@ from typing import Any
 
 from greenshard import model, parsing, planner
 from greenshard.errors import InputError
-from greenshard.solvers import SolverConfig
+from greenshard.solvers.registry import SolverConfig
 
 GROUP = "greenshard.io"
 VERSION = "v1alpha1"

@@ -21,16 +21,16 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
-from greenshard import hamiltonian, model, planner
+from greenshard import hamiltonian, memory, model, planner
 from greenshard.errors import (
     DeadlineExceededError,
     GreenShardError,
     InfeasibleError,
     NoCandidatePoolError,
 )
-from greenshard.solvers import SolverConfig, base, exact, make_solver
+from greenshard.solvers import base, exact
+from greenshard.solvers.registry import SolverConfig, make_solver
 
-BYTES_PER_AMPLITUDE = 48  # diagonal, normalised cost, state, simulator copy, probabilities
 START_SECONDS = 120.0  # a fresh child imports numpy, scipy, cirq and qsim before it starts
 GRACE_SECONDS = 0.5  # for the child's last message after its own deadline
 
@@ -135,7 +135,7 @@ class SolverRunner:
         qubits = hamiltonian.qubit_count(problem.num_shards, problem.num_pools)
         if config.algorithm == "auto" and qubits > config.max_qubits:
             return ""
-        need = (1 << qubits) * BYTES_PER_AMPLITUDE
+        need = memory.qaoa_bytes(qubits)
         if need > self.memory_bytes:
             return (
                 f"QAOA on {qubits} qubits needs about {need / 2**30:.1f} GiB, over the "

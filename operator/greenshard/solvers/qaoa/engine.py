@@ -28,7 +28,7 @@ class QAOAEngine:
     """Prepares QAOA states for one cost diagonal and evaluates their energy.
 
     Memory: the float32 cost vector (4 bytes a basis state), the state (8) and, while the backend
-    runs, its copy of the state (8): about 20 * 2**n bytes, 5 GiB at 28 qubits."""
+    runs, its copy of the state (8): :data:`greenshard.memory.BYTES_PER_AMPLITUDE` covers it."""
 
     def __init__(
         self,
