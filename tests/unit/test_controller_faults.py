@@ -10,7 +10,7 @@ from test_controller import KEY, Clock, FakeApi, InlinePlanner, condition, infd,
 
 from greenshard import model, planner
 from greenshard.k8s import controller as ctl
-from greenshard.k8s.kube import KubeError
+from greenshard.k8s.errors import KubeError
 from greenshard.solvers.registry import SolverConfig
 
 
