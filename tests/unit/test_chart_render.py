@@ -77,7 +77,11 @@ def test_defaults_render_no_optional_objects() -> None:
     assert container["args"][-2:] == ["--log-level", "INFO"]
     assert "--namespace" not in container["args"]
     names = [e["name"] for e in container["env"]]
-    assert names == ["GREENSHARD_MAX_QUBITS", "GREENSHARD_SOLVER_MEMORY_GIB"]
+    assert names == [
+        "GREENSHARD_MAX_QUBITS",
+        "GREENSHARD_SOLVER_MEMORY_GIB",
+        "GREENSHARD_ALLOWED_SERVICE_ACCOUNTS",
+    ]
 
 
 def test_no_dead_carbon_secret_env_vars() -> None:
@@ -168,7 +172,7 @@ def test_extra_env_affinity_tolerations_and_spread() -> None:
     docs = manifests_with(values)
     pod = operator_pod(docs)
     (container,) = pod["containers"]
-    assert container["env"][2:] == values["extraEnv"]
+    assert container["env"][3:] == values["extraEnv"]
     assert pod["affinity"] == values["affinity"]
     assert pod["tolerations"] == values["tolerations"]
     default_selector = {
