@@ -497,8 +497,24 @@ def test_refresher_static_clears_live_status(fake: FakeProvider) -> None:
     api = FakeApi()
     body = json.loads(json.dumps(PROFILE_DOC))
     body["status"] = {"regions": _prev(1), "provider": {"type": "electricityMaps"}}
-    assert asyncio.run(gridprofiles.Refresher(api).refresh("live", body)) == "static"
-    assert api.patches == [{"regions": None, "provider": None}]
+    body["spec"]["regions"]["us-east-1"]["intensity"] = [400 + h for h in range(24)]
+    refresher = gridprofiles.Refresher(api, now=lambda: NOW)
+    assert asyncio.run(refresher.refresh("live", body)) == "static"
+    # The live values go; what `kubectl get gp` shows stays: the hour's static values.
+    summary = f"eu-north-1=40,us-east-1={400 + NOW.hour}"
+    assert api.patches == [
+        {
+            "regions": None,
+            "provider": {"type": "static", "signal": "average"},
+            "summary": summary,
+            "observedGeneration": 1,
+        }
+    ]
+    # Due again at the next UTC hour, not before.
+    state = refresher.states["live"]
+    assert state.due - refresher.clock() == pytest.approx(
+        3600 - NOW.minute * 60 - NOW.second, abs=2
+    )
 
 
 # ----------------------------------------------------------------------------------- CLI

@@ -51,11 +51,23 @@ class Planner(Protocol):
 
 
 class Metrics(Protocol):
+    """What the loop reports (greenshard.k8s.metrics.Metrics)."""
+
+    def queued(self, depth: int) -> None: ...
+
     def reconciled(self, result: str, seconds: float) -> None: ...
 
-    def solved(self, seconds: float) -> None: ...
+    def solved(self, seconds: float, fallback_reason: str | None = None) -> None: ...
 
-    def predicted(self, namespace: str, name: str, grams_per_hour: float | None) -> None: ...
+    def planned(
+        self, namespace: str, name: str, grams_per_hour: float, baseline_grams_per_hour: float
+    ) -> None: ...
+
+    def forget(self, namespace: str, name: str) -> None: ...
+
+    def moved(self, namespace: str, name: str, shards: int) -> None: ...
+
+    def grid(self, profile: str, intensities: dict[str, float]) -> None: ...
 
 
 @dataclass
@@ -196,8 +208,10 @@ class Controller:
             if key not in self.caches.infds:
                 del self.records[key]
                 if self.metrics:
-                    self.metrics.predicted(key[0], key[1], None)
-        for key in keys:
+                    self.metrics.forget(key[0], key[1])
+        for done, key in enumerate(keys):
+            if self.metrics:
+                self.metrics.queued(len(keys) - done)
             body = _first(self.caches.infds.get(key))
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
                 continue
@@ -221,6 +235,8 @@ class Controller:
                     record.failures, record.retry_at = 0, float("-inf")
                 if self.metrics and result != "unchanged":
                     self.metrics.reconciled(result, self.clock() - start)
+        if self.metrics:
+            self.metrics.queued(0)
 
     def _back_off(self, record: Record) -> None:
         """Retry a failed reconcile after 1, 2, 4 ... 300 s, planning again if it failed
@@ -358,7 +374,11 @@ class Controller:
         except GreenShardError as err:
             return await self._fail(key, body, record, "Infeasible", str(err))
         if self.metrics:
-            self.metrics.solved(self.clock() - start)
+            self.metrics.solved(self.clock() - start, fresh.solution.details.get("fallbackReason"))
+            self.metrics.grid(
+                settings.grid_profile,
+                {p.region: p.intensity for p in problem.pools},
+            )
         previous = current_placement(body, problem)
         chosen, kept = apply_hysteresis(fresh, previous, settings.min_savings_percent)
         record.kept_reason = kept
@@ -373,6 +393,9 @@ class Controller:
         now_keys = [problem.pools[k].key for k in chosen.solution.placement]
         if shown and shown != now_keys:
             await self._event_move(body, shown, now_keys, chosen)
+            if self.metrics:
+                moved = sum(a != b for a, b in zip(shown, now_keys, strict=False))
+                self.metrics.moved(key[0], key[1], moved + abs(len(shown) - len(now_keys)))
         elif not shown and record.plan is None:
             await self._event(
                 dict(body),
@@ -389,7 +412,7 @@ class Controller:
             record.plan = chosen  # an unchanged answer keeps the old plan: no status churn
         record.error = ""
         if self.metrics:
-            self.metrics.predicted(key[0], key[1], chosen.emissions)
+            self.metrics.planned(key[0], key[1], chosen.emissions, chosen.baseline_emissions)
         return ""
 
     async def _event(

@@ -6,7 +6,9 @@ finalizers). Every GridProfile whose ``spec.provider.type`` is not ``static`` is
 provider is asked (in a thread), :func:`carbon_status.resolve` decides what the status says (fresh
 values, the last good ones until ``staleAfter``, else the static spec values), and the status is
 patched through the status subresource only when it differs. Planning reads
-``status.regions[*].intensity`` (see :func:`resources.grid_profile`).
+``status.regions[*].intensity`` (see :func:`resources.grid_profile`). A static profile gets
+``status.provider`` and the hour's ``summary`` only (for `kubectl get gp`), re-written each UTC
+hour; planning reads its spec.
 
 Keys live in memory only: never in a log line, an Event, the status or an annotation.
 """
@@ -32,6 +34,10 @@ from greenshard.k8s import controller, resources
 from greenshard.k8s.errors import KubeError
 
 log = structlog.get_logger("greenshard.gridprofiles")
+
+
+class Metrics(Protocol):
+    def provider_failed(self, profile: str, provider: str, regions: int = 1) -> None: ...
 
 
 class Api(Protocol):
@@ -64,8 +70,10 @@ class Refresher:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], dt.datetime] = carbon_status.utc_now,
         make_provider: Callable[..., readings.Provider] = adapters.make_provider,
+        metrics: Metrics | None = None,
     ) -> None:
         self.api = api
+        self.metrics = metrics
         self.clock = clock
         self.now = now
         self.make_provider = make_provider
@@ -126,11 +134,19 @@ class Refresher:
             }
             return await self._write(name, state, status, invalid, "invalid")
         if pspec.type == "static":
-            state.due = float("inf")
-            if status.get("regions") or status.get("provider"):
-                reset: dict[str, Any] = {"regions": None, "provider": None, "conditions": None}
-                return await self._write(name, state, status, reset, "static")
-            return "static"
+            # `kubectl get gp` shows the hour's values: re-written at each UTC hour.
+            now = self.now()
+            state.due = self.clock() + 3600 - (now.minute * 60 + now.second)
+            static: dict[str, Any] = {
+                "regions": None,
+                "conditions": None,
+                "provider": {"type": "static", "signal": pspec.signal},
+                "summary": _summary(
+                    {r: {"current": c.at(now.hour)} for r, c in profile.regions.items()}
+                ),
+                "observedGeneration": generation,
+            }
+            return await self._write(name, state, status, static, "static")
 
         key, key_error = await self._key(pspec)
         now = self.now()
@@ -149,6 +165,10 @@ class Refresher:
             pspec.type,
         )
         failed = resolution.degraded[0]
+        if self.metrics is not None:
+            errors = sum(isinstance(o, carbon_errors.ProviderError) for o in outcomes.values())
+            if errors:
+                self.metrics.provider_failed(name, pspec.type, errors)
         state.failures = state.failures + 1 if failed else 0
         state.due = self.clock() + carbon_status.next_refresh_seconds(
             pspec.refresh_seconds, state.failures, resolution.retry_after

@@ -62,7 +62,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     memo.stopped = asyncio.Event()
     memo.loop_task = asyncio.create_task(memo.controller.run(memo.stopped))
-    memo.refresher = gridprofiles.Refresher(api)
+    memo.refresher = gridprofiles.Refresher(api, metrics=metrics)
     memo.refresh_task = asyncio.create_task(memo.refresher.run(memo.stopped))
 
 
