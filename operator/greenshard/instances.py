@@ -222,7 +222,20 @@ HELD_OUT_FAMILIES: dict[str, Family] = {
         ),
     )
 }
-FAMILIES: dict[str, Family] = {**TRAINING_FAMILIES, **HELD_OUT_FAMILIES}
+#: Roomy instances of any size, for the memory and time wall (any feasible fraction).
+WALL_FAMILY = Family(
+    "wall",
+    4,
+    GPU_ACCELERATORS,
+    (1, 2),
+    (1, 2),
+    (1.5, 3.0),
+    (None,),
+    "spread",
+    (1e-5, 4e-5),
+    (1e-12, 1.0),
+)
+FAMILIES: dict[str, Family] = {**TRAINING_FAMILIES, **HELD_OUT_FAMILIES, "wall": WALL_FAMILY}
 #: Seeds the schedules were fitted on; tests and held-out reports never use them.
 FITTING_SEEDS = range(0, 1000)
 #: Seeds of held-out reports and tests.

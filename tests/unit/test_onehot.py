@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from factories import random_problem
-from greenshard import subspace
-from greenshard.solvers import onehot
+from greenshard import instances, model, subspace
+from greenshard.errors import InfeasibleError
+from greenshard.solvers import exact, onehot
 
 
 @pytest.mark.parametrize("mixer", onehot.MIXERS)
@@ -125,3 +126,77 @@ def test_a_problem_with_no_feasible_placement_is_refused() -> None:
         space = subspace.PlacementSpace(random_problem(rng, 4, 3, tight=True, hops=0))
     with pytest.raises(ValueError, match="no feasible placement"):
         onehot.SubspaceSimulator(space)
+
+
+@pytest.mark.parametrize("family", sorted(instances.HELD_OUT_FAMILIES))
+def test_solver_answers_from_its_samples_and_is_checked_against_the_exact_optimum(
+    family: str,
+) -> None:
+    problem = instances.family_problem(family, 6, 3, instances.HELD_OUT_SEEDS[40])
+    reference = exact.solve_exact(problem)
+    options = onehot.OneHotOptions(depth=30, shots=512, seed=3, threads=1)
+    solution = onehot.OneHotQAOASolver(options).solve(problem)
+    assert solution.optimum == pytest.approx(reference.emissions, rel=1e-12)
+    assert solution.optimum_placement == reference.placement
+    assert model.feasible(problem, solution.placement)
+    details = solution.details
+    assert details["ansatz"] == "onehot-xy-complete"
+    space = subspace.PlacementSpace(problem)
+    assert details["feasiblePlacements"] == space.stats.count
+    assert 0 < details["probabilityOfOptimum"] <= details["probabilityFeasible"] <= 1 + 1e-6
+    n_opt = details["optimalPlacements"]
+    assert details["feasibleSetRatio"] == pytest.approx(
+        details["probabilityOfOptimum"] * space.stats.count / n_opt
+    )
+    assert details["uniformRatio"] == pytest.approx(details["probabilityOfOptimum"] * 3**6 / n_opt)
+    sampled = details["sampledPlacement"]
+    assert sampled is not None and model.feasible(problem, sampled)
+    found = model.is_tie(model.emissions(problem, sampled), reference.emissions)
+    assert details["samplingFoundOptimum"] == found
+    assert solution.method == "qaoa-sample"
+    assert solution.is_optimal == found
+
+
+def test_solver_state_probability_matches_a_fresh_simulation() -> None:
+    problem = instances.family_problem("heldout-close-hops", 6, 3, instances.HELD_OUT_SEEDS[41])
+    options = onehot.OneHotOptions(depth=20, shots=64, seed=1, threads=1, mixer="ring")
+    solution = onehot.OneHotQAOASolver(options).solve(problem)
+    sim = onehot.SubspaceSimulator(subspace.PlacementSpace(problem), mixer="ring")
+    state = sim.state(*onehot.linear_ramp(20, options.ramp_gamma, options.ramp_beta))
+    assert solution.details["probabilityOfOptimum"] == pytest.approx(
+        sim.optimum_probability(state), rel=1e-6
+    )
+    assert solution.details["ansatz"] == "onehot-xy-ring"
+
+
+def test_solver_falls_back_and_says_so_when_no_sample_is_feasible() -> None:
+    problem = instances.family_problem("heldout-spread-tight", 8, 4, instances.HELD_OUT_SEEDS[42])
+    options = onehot.OneHotOptions(depth=1, shots=1, seed=0, threads=1, ramp_gamma=0.0)
+    solutions = [
+        onehot.OneHotQAOASolver(onehot.OneHotOptions(**{**options.__dict__, "seed": s})).solve(
+            problem
+        )
+        for s in range(5)
+    ]
+    fallbacks = [s for s in solutions if s.method == "exact-fallback"]
+    assert fallbacks  # one uniform shot over 4**8 placements, < 5% feasible
+    for s in fallbacks:
+        assert s.details["fallbackReason"] == "QAOA sampled no feasible placement"
+        assert s.is_optimal
+
+
+def test_infeasible_problem_raises_the_exact_solvers_error() -> None:
+    rng = np.random.default_rng(2400)
+    problem = random_problem(rng, 4, 3, tight=True, hops=0)
+    while subspace.PlacementSpace(problem).stats.count:
+        problem = random_problem(rng, 4, 3, tight=True, hops=0)
+    with pytest.raises(InfeasibleError, match="no feasible placement"):
+        onehot.OneHotQAOASolver().solve(problem)
+
+
+def test_tts99() -> None:
+    assert onehot.tts99(0.0) == math.inf
+    assert onehot.tts99(0.995) == 1.0
+    p = 0.01
+    shots = onehot.tts99(p)
+    assert 1 - (1 - p) ** shots == pytest.approx(0.99)

@@ -46,20 +46,28 @@ it equal to this simulator on the one-hot amplitudes.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import cirq
 import numpy as np
 import numpy.typing as npt
 
-from greenshard import subspace
-from greenshard.solvers import backends
+from greenshard import model, subspace
+from greenshard.solvers import backends, base, exact
 
 MIXERS = ("ring", "complete")
-DEFAULT_MIXER = "ring"
+#: The schedule (see experiments/onehot_schedule.py for how it was fitted and judged).
+DEFAULT_MIXER = "complete"
 DEFAULT_PENALTY = 1.0
+DEFAULT_DEPTH = 100
+DEFAULT_RAMP_GAMMA = 2.0
+DEFAULT_RAMP_BETA = 0.2
+DEFAULT_SHOTS = 2048
 CHUNK = 1 << 16  # amplitudes per mixer block (fits in cache)
 CACHE_COST_MAX = 1 << 22  # below this size the normalised cost is kept as one float32 vector
 SAMPLE_BLOCK = 1 << 16
@@ -98,6 +106,14 @@ def mixer_unitary(
         g[i, j] = g[j, i] = -1j * s
         u = g @ u
     return u
+
+
+def linear_ramp(
+    depth: int, gamma_step: float, beta_step: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """gamma_j = (j + 1/2)/p * gamma_step, beta_j = -(1 - (j + 1/2)/p) * beta_step."""
+    frac = (np.arange(depth) + 0.5) / depth
+    return frac * gamma_step, -(1.0 - frac) * beta_step
 
 
 # ---------------------------------------------------------------------------------- simulator
@@ -391,3 +407,119 @@ def register_penalty_phase(
     feasible = sim.space.feasible_of(indices)
     angle = -gamma * (sim.penalty * ~feasible - sim.offset / sim.scale)
     return register_index(sim.space, indices), np.exp(1j * angle).astype(np.complex64)
+
+
+# ---------------------------------------------------------------------------------- the solver
+
+
+@dataclass(frozen=True)
+class OneHotOptions:
+    depth: int = DEFAULT_DEPTH
+    shots: int = DEFAULT_SHOTS
+    seed: int = 0
+    mixer: str = DEFAULT_MIXER
+    penalty: float = DEFAULT_PENALTY
+    ramp_gamma: float = DEFAULT_RAMP_GAMMA
+    ramp_beta: float = DEFAULT_RAMP_BETA
+    threads: int = 0
+
+
+@dataclass
+class OneHotQAOASolver:
+    """QAOA with the one-hot XY-mixer ansatz; the answer is the best feasible *sample* (no local
+    search: that is a classical control). The placement table also gives the exact optimum, so
+    every answer is verified and the details say how good the state itself was."""
+
+    options: OneHotOptions = field(default_factory=OneHotOptions)
+    name: str = "qaoa"
+
+    def solve(self, problem: model.Problem) -> base.Solution:
+        start = time.perf_counter()
+        opts = self.options
+        space = subspace.PlacementSpace(problem)
+        stats = space.stats
+        if stats.count == 0:
+            exact.solve_exact(problem)  # raises the InfeasibleError that names the numbers
+            raise AssertionError("the placement table and the exact solver disagree")
+        reference = base.make_solution(
+            problem, space.placement(int(stats.optimal[0])), "exact-table", "exact"
+        )
+        sim = SubspaceSimulator(space, mixer=opts.mixer, penalty=opts.penalty, threads=opts.threads)
+        gammas, betas = linear_ramp(opts.depth, opts.ramp_gamma, opts.ramp_beta)
+        state = sim.state(gammas, betas)
+        evolve_seconds = time.perf_counter() - start
+        samples = sample(state, opts.shots, np.random.default_rng(opts.seed))
+        p_opt = sim.optimum_probability(state)
+        p_feasible = sim.feasible_probability(state)
+        optimal = int(stats.optimal.size)
+        sampled = best_sample(space, samples)
+        details: dict[str, Any] = {
+            "ansatz": f"onehot-xy-{opts.mixer}",
+            "probabilityOfOptimum": p_opt,
+            "probabilityFeasible": p_feasible,
+            "optimalPlacements": optimal,
+            "placements": space.size,
+            "feasiblePlacements": stats.count,
+            "uniformRatio": p_opt / (optimal / space.size),
+            "feasibleSetRatio": p_opt / (optimal / stats.count),
+            "tts99Shots": tts99(p_opt),
+            "expectation": sim.expectation(state) * sim.scale + sim.offset,
+            "penalty": sim.penalty,
+            "costUnit": sim.scale,
+            "rampGamma": opts.ramp_gamma,
+            "rampBeta": opts.ramp_beta,
+            "shots": opts.shots,
+            "amplitudes": space.size,
+            "stateBytes": state.nbytes,
+            "evolveSeconds": evolve_seconds,
+            "sampledFeasible": sampled is not None,
+            "sampledPlacement": None if sampled is None else list(sampled),
+            "samplingFoundOptimum": sampled is not None
+            and model.is_tie(model.emissions(problem, sampled), reference.emissions),
+        }
+        del state
+        placement, method = sampled, "qaoa-sample"
+        if placement is None:
+            placement, method = reference.placement, "exact-fallback"
+            details["fallbackReason"] = "QAOA sampled no feasible placement"
+        elif placement != reference.placement and details["samplingFoundOptimum"]:
+            details["tieRule"] = (
+                f"{list(placement)} ties the optimum; reporting the "
+                "lexicographically first optimal placement"
+            )
+            placement = reference.placement
+        solution = base.make_solution(
+            problem,
+            placement,
+            method,
+            self.name,
+            qubits=space.num_shards * space.num_pools,
+            depth=opts.depth,
+            evaluations=sim.evaluations,
+            wall_seconds=time.perf_counter() - start,
+            details=details,
+        )
+        return solution.verified_against(reference)
+
+
+def best_sample(
+    space: subspace.PlacementSpace, samples: npt.NDArray[np.int64]
+) -> tuple[int, ...] | None:
+    """The least-emissions feasible sample, ties to the lexicographically first, or None."""
+    unique = np.unique(samples)
+    unique = unique[space.feasible_of(unique)]
+    if unique.size == 0:
+        return None
+    emissions = space.emissions_of(unique)
+    low = float(emissions.min())
+    tied = unique[emissions <= low + model.TIE_RTOL * max(abs(low), 1e-300)]
+    return space.placement(int(tied.min()))
+
+
+def tts99(p: float) -> float:
+    """Shots until an optimal sample with probability 0.99: log(0.01) / log(1 - p)."""
+    if p >= 0.99:
+        return 1.0
+    if p <= 0:
+        return math.inf
+    return math.log(0.01) / math.log1p(-p)

@@ -1,0 +1,225 @@
+"""Fit the one-hot XY-mixer ramp on the training families; judge it on the held-out ones.
+
+    python -m greenshard.experiments.onehot_schedule fit --depth 100 --mixer complete \
+        --gammas 1,1.5,2,3 --betas 0.1,0.2,0.3 --penalties 1 --seeds 3
+    python -m greenshard.experiments.onehot_schedule validate --depth 100 --mixer complete \
+        --gamma 2 --beta 0.2 --penalty 1 --seeds 12 --shots 2048
+
+The ramp is ``gamma_j = (j + 1/2)/p * gamma``, ``beta_j = -(1 - (j + 1/2)/p) * beta`` in the
+normalised unit of :mod:`greenshard.solvers.onehot` (feasible costs in [0, 1]). ``fit`` uses
+only :data:`greenshard.instances.TRAINING_FAMILIES` at :data:`~greenshard.instances.FITTING_SEEDS`
+(8 shards x 3, 4, 5 pools) and ranks grid points by the median over instances of
+log10(P(opt) / P_uniform-over-feasible(opt)); ``validate`` reports, on the held-out families and
+seeds, per instance: feasible placements, P(opt) from the state, its ratio to uniform sampling over
+all placements and over the feasible set, P(feasible), and whether ``shots`` samples contain an
+optimal placement. Seeded; single-threaded by default (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from greenshard import instances, memory, subspace
+from greenshard.solvers import onehot
+
+POOLS = (3, 4, 5)
+SHARDS = 8
+
+
+def run_instance(
+    space: subspace.PlacementSpace,
+    depth: int,
+    gamma: float,
+    beta: float,
+    penalty: float,
+    mixer: str,
+    shots: int,
+    seed: int,
+    threads: int = 1,
+) -> dict[str, Any]:
+    sim = onehot.SubspaceSimulator(space, mixer=mixer, penalty=penalty, threads=threads)
+    gammas, betas = onehot.linear_ramp(depth, gamma, beta)
+    start = time.perf_counter()
+    state = sim.state(gammas, betas)
+    seconds = time.perf_counter() - start
+    stats = space.stats
+    p_opt = sim.optimum_probability(state)
+    optimal = stats.optimal.size
+    row: dict[str, Any] = {
+        "placements": space.size,
+        "feasible": stats.count,
+        "optimal": int(optimal),
+        "pOpt": p_opt,
+        "pFeasible": sim.feasible_probability(state),
+        "ratioAll": p_opt / (optimal / space.size),
+        "ratioFeasible": p_opt / (optimal / stats.count),
+        "seconds": seconds,
+    }
+    if shots:
+        samples = onehot.sample(state, shots, np.random.default_rng(seed))
+        row["sampledOptimum"] = bool(np.isin(samples, stats.optimal).any())
+        row["tts99Shots"] = onehot.tts99(p_opt)
+    return row
+
+
+def _spaces(
+    families: Sequence[str], seeds: Sequence[int]
+) -> list[tuple[str, int, int, subspace.PlacementSpace]]:
+    out = []
+    for name in families:
+        for pools in POOLS:
+            for seed in seeds:
+                problem = instances.family_problem(name, SHARDS, pools, seed)
+                out.append((name, pools, seed, subspace.PlacementSpace(problem)))
+    return out
+
+
+def fit(args: argparse.Namespace) -> list[dict[str, Any]]:
+    seeds = list(instances.FITTING_SEEDS)[: args.seeds]
+    spaces = _spaces(sorted(instances.TRAINING_FAMILIES), seeds)
+    results = []
+    grid = itertools.product(_floats(args.gammas), _floats(args.betas), _floats(args.penalties))
+    for gamma, beta, penalty in grid:
+        rows = [
+            run_instance(s, args.depth, gamma, beta, penalty, args.mixer, 0, 0)
+            for _, _, _, s in spaces
+        ]
+        score = float(np.median([math.log10(max(r["ratioFeasible"], 1e-12)) for r in rows]))
+        summary = {
+            "gamma": gamma,
+            "beta": beta,
+            "penalty": penalty,
+            "depth": args.depth,
+            "mixer": args.mixer,
+            "medianLog10RatioFeasible": score,
+            "medianPOpt": float(np.median([r["pOpt"] for r in rows])),
+            "minPOpt": float(min(r["pOpt"] for r in rows)),
+            "instances": len(rows),
+        }
+        print(json.dumps(summary), flush=True)
+        results.append(summary)
+    return results
+
+
+def validate(args: argparse.Namespace) -> dict[str, Any]:
+    seeds = list(instances.HELD_OUT_SEEDS)[: args.seeds]
+    rows = []
+    for name, pools, seed, space in _spaces(sorted(instances.HELD_OUT_FAMILIES), seeds):
+        row = run_instance(
+            space, args.depth, args.gamma, args.beta, args.penalty, args.mixer, args.shots, seed
+        )
+        row |= {"family": name, "pools": pools, "seed": seed}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    possible = [r for r in rows if r["feasible"] >= 10 * r["optimal"]]
+    summary = {
+        "instances": len(rows),
+        "sampledOptimum": sum(r["sampledOptimum"] for r in rows),
+        "medianPOpt": float(np.median([r["pOpt"] for r in rows])),
+        "medianRatioFeasible": float(np.median([r["ratioFeasible"] for r in rows])),
+        "ratioFeasibleAtLeast10": sum(r["ratioFeasible"] >= 10 for r in possible),
+        "ratioFeasiblePossible": len(possible),
+        "medianFeasibleFraction": float(np.median([r["feasible"] / r["placements"] for r in rows])),
+    }
+    print(json.dumps({"summary": summary}), flush=True)
+    return summary
+
+
+def wall_one(args: argparse.Namespace) -> dict[str, Any]:
+    """One size, in this (fresh) process: the default solver at ``--depth``, seconds per layer,
+    seconds and peak resident memory of the whole solve."""
+    memory.reset_peak()
+    start = time.perf_counter()
+    problem = instances.family_problem("wall", args.shards, args.pools, args.seed)
+    build = time.perf_counter() - start
+    options = onehot.OneHotOptions(depth=args.depth, shots=args.shots, seed=args.seed)
+    solution = onehot.OneHotQAOASolver(options).solve(problem)
+    details = solution.details
+    row = {
+        "shards": args.shards,
+        "pools": args.pools,
+        "amplitudes": details["amplitudes"],
+        "stateGiB": details["stateBytes"] / 2**30,
+        "depth": args.depth,
+        "method": solution.method,
+        "gap": solution.gap,
+        "pOpt": details["probabilityOfOptimum"],
+        "pFeasible": details["probabilityFeasible"],
+        "feasibleSetRatio": details["feasibleSetRatio"],
+        "instanceSeconds": build,
+        "solveSeconds": solution.wall_seconds,
+        "evaluationSeconds": details["evolveSeconds"],
+        "secondsPerLayer": details["evolveSeconds"] / max(args.depth, 1),
+        "peakRssGiB": memory.peak_bytes() / 2**30,
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def wall(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Shards from ``--min-shards`` up to ``--max-shards`` at ``--pools`` pools, each size in a
+    fresh process (its peak RSS is its own)."""
+    rows = []
+    for shards in range(args.min_shards, args.max_shards + 1):
+        command = [
+            sys.executable, "-m", "greenshard.experiments.onehot_schedule", "wall-one",
+            "--shards", str(shards), "--pools", str(args.pools), "--depth", str(args.depth),
+            "--shots", str(args.shots), "--seed", str(args.seed),
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            print(json.dumps({"shards": shards, "error": done.stderr.strip()[-400:]}), flush=True)
+            break
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m greenshard.experiments.onehot_schedule")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("fit", "validate"):
+        p = sub.add_parser(name)
+        p.add_argument("--depth", type=int, default=onehot.DEFAULT_DEPTH)
+        p.add_argument("--mixer", default=onehot.DEFAULT_MIXER, choices=onehot.MIXERS)
+        p.add_argument("--seeds", type=int, default=3)
+    fit_p = sub.choices["fit"]
+    fit_p.add_argument("--gammas", default="1,2,3")
+    fit_p.add_argument("--betas", default="0.1,0.2,0.3")
+    fit_p.add_argument("--penalties", default="1")
+    val = sub.choices["validate"]
+    val.add_argument("--gamma", type=float, default=onehot.DEFAULT_RAMP_GAMMA)
+    val.add_argument("--beta", type=float, default=onehot.DEFAULT_RAMP_BETA)
+    val.add_argument("--penalty", type=float, default=onehot.DEFAULT_PENALTY)
+    val.add_argument("--shots", type=int, default=onehot.DEFAULT_SHOTS)
+    for name in ("wall", "wall-one"):
+        w = sub.add_parser(name)
+        w.add_argument("--pools", type=int, default=5)
+        w.add_argument("--depth", type=int, default=onehot.DEFAULT_DEPTH)
+        w.add_argument("--shots", type=int, default=onehot.DEFAULT_SHOTS)
+        w.add_argument("--seed", type=int, default=instances.HELD_OUT_SEEDS[0])
+    sub.choices["wall"].add_argument("--min-shards", type=int, default=4)
+    sub.choices["wall"].add_argument("--max-shards", type=int, default=12)
+    sub.choices["wall-one"].add_argument("--shards", type=int, required=True)
+    args = parser.parse_args(argv)
+    commands = {"fit": fit, "validate": validate, "wall": wall, "wall-one": wall_one}
+    commands[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
