@@ -107,9 +107,7 @@ def compiled_circuit(
             gate = cirq.ZPowGate(exponent=exponent).controlled(len(targets) - 1)
             circuit.append(gate.on(*targets))
         circuit += onehot.qubit_circuit_layer(sim, qubits, gamma, beta)
-    flat = cirq.Circuit(
-        cirq.decompose(circuit, keep=lambda op: len(op.qubits) <= 2)  # type: ignore[arg-type]
-    )
+    flat = cirq.Circuit(cirq.decompose(circuit, keep=lambda op: len(op.qubits) <= 2))
     return flat, qubits
 
 
