@@ -41,7 +41,7 @@ import cirq
 import numpy as np
 import numpy.typing as npt
 
-from greenshard import instances, model, subspace
+from greenshard import instances, model, parsing, subspace
 from greenshard.solvers import onehot
 
 CHANNELS: dict[str, Callable[[float], cirq.Gate]] = {
@@ -78,9 +78,9 @@ def small_problem(config: GateNoiseConfig) -> subspace.PlacementSpace:
             roomy, config.shards, config.pools, rng
         )
         problem = model.build_problem(
-            model.parse_deployment(deployment),
-            model.parse_nodes(nodes),
-            model.parse_grid_profile(profile),
+            parsing.parse_deployment(deployment),
+            parsing.parse_nodes(nodes),
+            parsing.parse_grid_profile(profile),
             0,
         )
         if problem.num_pools != config.pools:
