@@ -55,11 +55,11 @@ plan-example: venv ## Plan the example deployment with `greenshard plan` (no clu
 	  --profile crds/samples/gridprofile.yaml --hour 12
 
 .PHONY: demo
-demo: venv tools ## Local cluster + Helm chart + operator + sample: Ready, placement, pods.
+demo: venv tools ## Local cluster with a real node, the image, the chart: operator + extender as pods, sample Ready.
 	bash hack/demo.sh
 
 .PHONY: demo-down
-demo-down: ## Stop the demo's operator and cluster; nothing is left behind.
+demo-down: ## Stop the demo's cluster and real node; nothing is left behind.
 	bash hack/demo.sh down
 
 .PHONY: run
@@ -83,5 +83,16 @@ bench-operator: venv tools ## apply -> Ready on 50 KWOK nodes; 20 deployments on
 .PHONY: bench
 bench: venv ## QAOA and classical solver benchmark (prints a table).
 	$(VENV)/bin/greenshard bench
+
+##@ Images (built here with buildah: no registry needed; root)
+
+.PHONY: image
+image: ## Build the operator image from the Dockerfile (Debian base by debootstrap); load it into a running real node.
+	bash hack/build-images.sh greenshard
+	@if [[ -s hack/.state/cluster/real-node ]]; then bash hack/cluster.sh load greenshard; fi
+
+.PHONY: images
+images: tools ## Build every image: greenshard, pipeline-probe, pause, coredns (and the Debian base).
+	bash hack/build-images.sh all
 
 -include hack/tools.mk

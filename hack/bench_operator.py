@@ -46,7 +46,15 @@ def cluster_up(state: Path, nodes: int) -> dict[str, str]:
     )
     start = time.monotonic()
     subprocess.run(
-        ["bash", str(ROOT / "hack/cluster.sh"), "up", "--nodes", str(nodes)],
+        [
+            "bash",
+            str(ROOT / "hack/cluster.sh"),
+            "up",
+            "--real-nodes-file",
+            "none",
+            "--nodes",
+            str(nodes),
+        ],
         env=env,
         check=True,
         capture_output=True,

@@ -3,12 +3,17 @@
 # modules, at the versions pinned in hack/versions.env:
 #
 #   kube-apiserver kube-controller-manager kube-scheduler   k8s.io/kubernetes
+#   kubelet kube-proxy                                      k8s.io/kubernetes (real nodes)
 #   kwok kwokctl                                            sigs.k8s.io/kwok
 #   helm                                                    helm.sh/helm/v3
 #   etcd                                                    go.etcd.io/etcd/server/v3
+#   pause     the pod sandbox of real nodes                 hack/tools/cmd/pause
+#   coredns   cluster DNS of real nodes                     github.com/coredns/coredns
 #   kubectl   only if the kubectl on PATH is not within one minor of the server
 #
-# All of them are built from one wrapper module, hack/tools/, whose go.mod
+# CoreDNS is built from its own wrapper module, hack/tools/coredns/ (its
+# dependencies stay apart from the control plane's), with the plugins a
+# cluster's DNS needs.  All the others come from one wrapper module, hack/tools/, whose go.mod
 # pins every k8s.io/* staging module to the v0.x.y matching KUBE_VERSION
 # (k8s.io/kubernetes itself replaces them with ./staging folders, so
 # `go install k8s.io/kubernetes/cmd/...@vX` cannot work).  When
@@ -70,15 +75,23 @@ declare -A PKG=(
   [kwokctl]=sigs.k8s.io/kwok/cmd/kwokctl
   [helm]=helm.sh/helm/v3/cmd/helm
   [etcd]=greenshard.local/hack/tools/cmd/etcd
+  [kubelet]=k8s.io/kubernetes/cmd/kubelet
+  [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
+  [pause]=greenshard.local/hack/tools/cmd/pause
+  [coredns]=greenshard.local/hack/tools/coredns
 )
 declare -A VER=(
   [kube-apiserver]=$KUBE_VERSION [kube-controller-manager]=$KUBE_VERSION
   [kube-scheduler]=$KUBE_VERSION [kubectl]=$KUBE_VERSION
   [kwok]=$KWOK_VERSION [kwokctl]=$KWOK_VERSION
   [helm]=$HELM_VERSION [etcd]=$ETCD_VERSION
+  [kubelet]=$KUBE_VERSION [kube-proxy]=$KUBE_VERSION [pause]=3.10 [coredns]=$COREDNS_VERSION
 )
+# The module each tool is built in (default hack/tools).
+declare -A MODDIR=([coredns]=coredns)
 # Build order: the three kube binaries share most packages, kwok reuses them.
-TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl helm etcd)
+TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kwok kwokctl helm etcd
+       pause coredns)
 
 # kubectl: the one on PATH serves if it is within one minor of the server.
 kubectl_ok() {
@@ -135,12 +148,34 @@ regen_gomod() {
   log "go.mod regenerated in $(elapsed "$t0")"
 }
 
+# CoreDNS's wrapper module: requires github.com/coredns/coredns at COREDNS_VERSION.
+COREDNS_DIR=$TOOLS_DIR/coredns
+coredns_gomod_matches() {
+  [[ -f "$COREDNS_DIR/go.sum" ]] &&
+  grep -Eq "^(require)?[[:space:]]*github.com/coredns/coredns $COREDNS_VERSION\$" "$COREDNS_DIR/go.mod"
+}
+regen_coredns_gomod() {
+  local t0
+  t0=$(now)
+  log "regenerating hack/tools/coredns/go.mod for coredns $COREDNS_VERSION"
+  cd "$COREDNS_DIR"
+  printf 'module greenshard.local/hack/tools/coredns\n\ngo 1.24.0\n' > go.mod
+  rm -f go.sum
+  "$GO" mod edit -require="github.com/coredns/coredns@$COREDNS_VERSION"
+  "$GO" mod tidy
+  cd - >/dev/null
+  coredns_gomod_matches || die "hack/tools/coredns/go.mod does not match versions.env after regeneration"
+  log "coredns go.mod regenerated in $(elapsed "$t0")"
+}
+
 # --- stamps -----------------------------------------------------------------
 sha() { cat "$@" | sha256sum | cut -c1-16; }  # contents only: the same in every worktree
 STAMP_DIR="$BIN_DIR/.stamps"
 stamp_of() {  # what a tool's build depends on
+  local mod=$TOOLS_DIR/${MODDIR[$1]:-}
   printf '%s %s %s %s\n' "$1" "${VER[$1]}" "$GO_VERSION" \
-    "$(sha "$TOOLS_DIR/go.sum" "$TOOLS_DIR/go.mod" "$HACK_DIR/build-tools.sh" "$TOOLS_DIR/cmd/etcd/main.go")"
+    "$(sha "${mod%/}/go.sum" "${mod%/}/go.mod" "$HACK_DIR/build-tools.sh" "$TOOLS_DIR/cmd/etcd/main.go" \
+          "$TOOLS_DIR/cmd/pause/main.go" "$COREDNS_DIR/main.go")"
 }
 up_to_date() {
   [[ -x "$BIN_DIR/$1" && -f "$STAMP_DIR/$1" ]] && [[ "$(cat "$STAMP_DIR/$1")" == "$(stamp_of "$1")" ]]
@@ -159,7 +194,8 @@ kube_ldflags() {
 }
 ldflags_for() {
   case "$1" in
-    kube-*|kubectl) echo "-s -w $(kube_ldflags)" ;;
+    kube-*|kubectl|kubelet) echo "-s -w $(kube_ldflags)" ;;
+    coredns) echo "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" ;;
     kwok|kwokctl) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v}" ;;
     helm) echo "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
                "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$KUBE_MINOR" \
@@ -172,6 +208,10 @@ ldflags_for() {
 if (( regen )) || ! gomod_matches; then
   (( check )) && { log "hack/tools/go.mod does not match versions.env"; exit 1; }
   regen_gomod
+fi
+if (( regen )) || ! coredns_gomod_matches; then
+  (( check )) && { log "hack/tools/coredns/go.mod does not match versions.env"; exit 1; }
+  regen_coredns_gomod
 fi
 
 todo=()
@@ -190,11 +230,12 @@ total0=$(now)
 log "building ${todo[*]} with $GO_VERSION ($(nproc) cores) into $BIN_DIR"
 t0=$(now)
 (cd "$TOOLS_DIR" && "$GO" mod download)
+(cd "$COREDNS_DIR" && "$GO" mod download)
 log "  modules downloaded/verified      $(elapsed "$t0")"
 for t in "${todo[@]}"; do
   t0=$(now)
   rm -f "$STAMP_DIR/$t"
-  if ! (cd "$TOOLS_DIR" && "$GO" build -trimpath -ldflags "$(ldflags_for "$t")" -o "$BIN_DIR/$t.tmp" "${PKG[$t]}"); then
+  if ! (cd "$TOOLS_DIR/${MODDIR[$t]:-}" && "$GO" build -trimpath -ldflags "$(ldflags_for "$t")" -o "$BIN_DIR/$t.tmp" "${PKG[$t]}"); then
     rm -f "$BIN_DIR/$t.tmp"
     die "building $t (${PKG[$t]}) failed"
   fi

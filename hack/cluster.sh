@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The local Kubernetes control plane of GreenShard's tests and demo: real
-# etcd, kube-apiserver, kube-controller-manager and kube-scheduler on loopback,
-# plus the KWOK controller standing in for kubelets (pods that the scheduler
-# binds to KWOK nodes are marked Running).  No container runtime is needed.
+# The local Kubernetes cluster of GreenShard's tests and demo: real etcd,
+# kube-apiserver, kube-controller-manager and kube-scheduler on loopback, the
+# KWOK controller standing in for the kubelets of many nodes (pods that the
+# scheduler binds to KWOK nodes are marked Running, nothing runs), and a real
+# node: this machine, with kubelet on containerd + runc, a CNI bridge,
+# kube-proxy and CoreDNS, where pods do run (hack/real-node.sh; needs root and
+# installs its Debian packages itself).  Real nodes are tainted
+# greenshard.dev/real-node=true:NoSchedule and labelled
+# greenshard.dev/real-node=true: only pods that tolerate the taint run there.
 #
 # Usage: hack/cluster.sh COMMAND [OPTIONS]
 #   up [--nodes-file FILE | --nodes N] [--timeout SECONDS]
@@ -14,14 +19,23 @@
 #                           taints, allocatable and spec.unschedulable kept
 #        --nodes N          N nodes cycling through the shapes (regions x
 #                           accelerators) of the nodes file, for scale tests
+#        --real-nodes-file FILE  a NodeList of the real node (one: this machine):
+#                           its name, labels, taints and extended resources
+#                           (status.capacity, e.g. nvidia.com/gpu: "4", patched
+#                           into the node's status like a device plugin would);
+#                           default hack/real-nodes.yaml; "none": KWOK only
 #        --scheduler-config FILE  a KubeSchedulerConfiguration whose settings
 #                           (e.g. extenders, profiles: see
 #                           hack/scheduler-config.yaml) kube-scheduler runs
 #                           with; the script adds clientConnection and
 #                           leaderElection (default: none, the defaults)
 #   down        stop every component (no process is left) and remove the state
-#               (the logs stay in STATE/logs until the next up)
-#   status      components, pids, ports and node readiness; exit 1 if not up
+#               (the logs stay in STATE/logs until the next up); a real node
+#               leaves no container, mount, netns, link, iptables rule or cgroup
+#   status      components, pids, ports, node readiness and the real nodes;
+#               exit 1 if not up
+#   load IMAGE...  import images built by hack/build-images.sh (greenshard,
+#               probe, ...) into the real node's containerd
 #   kubeconfig  print the admin kubeconfig path
 #   logs [COMPONENT]  print the log path(s), or tail one component's log
 #
@@ -30,6 +44,7 @@
 #      GREENSHARD_BIN_DIR      binaries (default hack/bin, built by
 #                              hack/build-tools.sh)
 #      GREENSHARD_SCHEDULER_CONFIG  default of up --scheduler-config
+#      GREENSHARD_REAL_NODES_FILE   default of up --real-nodes-file
 #      KUBECTL                 kubectl to use (default: hack/bin/kubectl if
 #                              built, else the one on PATH)
 set -euo pipefail
@@ -51,6 +66,7 @@ MARKER=$STATE_DIR/.greenshard-cluster  # only a dir with it is ever emptied
 source "$HACK_DIR/versions.env"
 
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+REAL_NODE_FILE=$STATE_DIR/real-node   # the real node's name, while there is one
 SERVICE_CIDR=10.96.0.0/16
 SERVICE_IP=10.96.0.1
 POD_CIDR=10.244.0.0/16
@@ -67,6 +83,11 @@ die() { log "ERROR: $*"; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 kc() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" --request-timeout=30s "$@"; }
+
+# shellcheck source-path=SCRIPTDIR source=real-node.sh
+source "$HACK_DIR/real-node.sh"
+has_real_node() { [[ -s "$REAL_NODE_FILE" ]]; }
+if has_real_node; then COMPONENTS+=($(node_components)); fi
 
 # --- processes --------------------------------------------------------------
 # A component's pid counts only while that process still names this state dir
@@ -102,6 +123,7 @@ stray_pids() {
 
 stop_all() {
   local name pid pids=() i
+  if has_real_node || [[ -d "$STATE_DIR/node" ]]; then node_down; fi
   for (( i=${#COMPONENTS[@]}-1; i>=0; i-- )); do
     name=${COMPONENTS[$i]}
     if pid=$(pid_of "$name"); then pids+=("$pid"); kill -TERM "$pid" 2>/dev/null || true; fi
@@ -197,11 +219,12 @@ gen_pki() {
     }
     local client='keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n'
     cert apiserver "/CN=kube-apiserver" \
-      "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
+      "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:$SERVICE_IP,IP:$NODE_GATEWAY,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
     cert admin "/O=system:masters/CN=kubernetes-admin" "$client"
     cert kube-controller-manager "/CN=system:kube-controller-manager" "$client"
     cert kube-scheduler "/CN=system:kube-scheduler" "$client"
     cert kwok "/O=system:masters/CN=kwok-controller" "$client"
+    cert kube-apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client"
     cert front-proxy-client "/CN=front-proxy-client" "$client" front-proxy-ca
     newkey sa.key
     openssl_q pkey -in sa.key -pubout -out sa.pub
@@ -262,6 +285,7 @@ any_alive() { local c; for c in "${COMPONENTS[@]}"; do alive "$c" && return 0; d
 cmd_up() {
   local nodes_file=$HACK_DIR/nodes.yaml nodes_n="" timeout=${GREENSHARD_CLUSTER_TIMEOUT:-180}
   local sched_config=${GREENSHARD_SCHEDULER_CONFIG:-}
+  local real_file=${GREENSHARD_REAL_NODES_FILE:-$HACK_DIR/real-nodes.yaml}
   while (( $# )); do
     case "$1" in
       --nodes-file) nodes_file=${2:?--nodes-file needs a FILE}; shift 2 ;;
@@ -270,12 +294,18 @@ cmd_up() {
       --nodes=*) nodes_n=${1#*=}; shift ;;
       --timeout) timeout=${2:?}; shift 2 ;;
       --timeout=*) timeout=${1#*=}; shift ;;
+      --real-nodes-file) real_file=${2:?--real-nodes-file needs a FILE or none}; shift 2 ;;
+      --real-nodes-file=*) real_file=${1#*=}; shift ;;
       --scheduler-config) sched_config=${2:?--scheduler-config needs a FILE}; shift 2 ;;
       --scheduler-config=*) sched_config=${1#*=}; shift ;;
       *) die "up: unknown argument: $1 (see hack/cluster.sh --help)" ;;
     esac
   done
   [[ -f "$nodes_file" ]] || die "no such nodes file: $nodes_file"
+  if [[ "$real_file" != none ]]; then
+    [[ -f "$real_file" ]] || die "no such real nodes file: $real_file (or --real-nodes-file none)"
+    real_file=$(cd "$(dirname "$real_file")" && pwd)/$(basename "$real_file")
+  fi
   nodes_file=$(cd "$(dirname "$nodes_file")" && pwd)/$(basename "$nodes_file")
   [[ -z "$nodes_n" || "$nodes_n" =~ ^[1-9][0-9]*$ ]] || die "--nodes wants a positive number, not '$nodes_n'"
   if [[ -n "$sched_config" ]]; then
@@ -291,9 +321,9 @@ cmd_up() {
     source "$PORTS_FILE"
     if https_ok "$API_PORT" /readyz; then
       log "already up ($(kc get nodes --no-headers 2>/dev/null | wc -l) nodes); kubeconfig: $KUBECONFIG_PATH"
-      if [[ "$(cat "$STATE_DIR/nodes.source" 2>/dev/null)" != "$nodes_file ${nodes_n:-all}" ]]; then
+      if [[ "$(cat "$STATE_DIR/nodes.source" 2>/dev/null)" != "$nodes_file ${nodes_n:-all} $real_file" ]]; then
         log "WARNING: it was started with the nodes of $(cat "$STATE_DIR/nodes.source" 2>/dev/null)," \
-            "not $nodes_file ${nodes_n:-all}: run hack/cluster.sh down first to change them"
+            "not $nodes_file ${nodes_n:-all} $real_file: run hack/cluster.sh down first to change them"
       fi
       echo "$KUBECONFIG_PATH"
       return 0
@@ -309,12 +339,23 @@ cmd_up() {
   [[ -n "$KUBECTL" ]] || die "no kubectl: run hack/build-tools.sh"
   command -v openssl >/dev/null || die "openssl is needed to generate the certificates"
   command -v python3 >/dev/null || die "python3 is needed (free ports, node files)"
+  [[ "$real_file" == none ]] || node_check_prereqs
 
   local t0 t
   t0=$(now)
   # Fresh state: nothing of a previous cluster is kept.
   clean_state
   mkdir -p "$LOGS" "$PIDS"
+  local real_name="" bind_address=127.0.0.1 advertise_address=127.0.0.1 reconciler=none
+  if [[ "$real_file" != none ]]; then
+    mkdir -p "$STATE_DIR/node"
+    node_claim
+    node_ip > "$STATE_DIR/node/node-ip"
+    [[ -s "$STATE_DIR/node/node-ip" ]] || die "cannot tell this machine's IP address (ip route get)"
+    node_prepare_network
+    # The API on every address, advertised to pods on the bridge (the kubernetes Service).
+    bind_address=0.0.0.0 advertise_address=$NODE_GATEWAY reconciler=lease
+  fi
   gen_pki
   read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT <<< "$(free_ports 6)"
   [[ -n "$KWOK_PORT" ]] || die "could not find 6 free loopback ports"
@@ -344,7 +385,7 @@ EOF
   # kube-apiserver --------------------------------------------------------------
   start kube-apiserver "$BIN_DIR/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --bind-address="$bind_address" --advertise-address="$advertise_address" --secure-port="$API_PORT" \
     --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
     --client-ca-file="$PKI/ca.crt" \
     --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
@@ -356,7 +397,11 @@ EOF
     --authorization-mode=Node,RBAC \
     --enable-admission-plugins=NodeRestriction,PodSecurity \
     --service-cluster-ip-range="$SERVICE_CIDR" \
-    --endpoint-reconciler-type=none \
+    --endpoint-reconciler-type="$reconciler" \
+    --kubelet-client-certificate="$PKI/kube-apiserver-kubelet-client.crt" \
+    --kubelet-client-key="$PKI/kube-apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority="$PKI/ca.crt" \
+    --kubelet-preferred-address-types=InternalIP,Hostname \
     --allow-privileged=true \
     --enable-priority-and-fairness=false --max-requests-inflight=0 --max-mutating-requests-inflight=0 \
     --profiling=false --v=1 --cert-dir="$PKI/kube-apiserver"
@@ -400,7 +445,7 @@ EOF
   start kwok env HOME="$STATE_DIR/kwok-home" "$BIN_DIR/kwok" \
     --kubeconfig="$STATE_DIR/kwok.kubeconfig" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-    --cidr="$POD_CIDR" --node-ip=10.0.0.1 --node-lease-duration-seconds=40 \
+    --cidr="$KWOK_POD_CIDR" --node-ip=10.0.0.1 --node-lease-duration-seconds=40 \
     --server-address="127.0.0.1:$KWOK_PORT"
   wait_for kube-controller-manager 60 https_ok "$KCM_PORT" /healthz
   wait_for kube-scheduler 60 https_ok "$SCHED_PORT" /healthz
@@ -421,7 +466,7 @@ EOF
   if ! kc create -f "$nodes_json" -o name >> "$LOGS/nodes.log" 2>&1; then
     tail -n 20 "$LOGS/nodes.log" >&2; fail kube-apiserver "creating the nodes failed"
   fi
-  echo "$nodes_file ${nodes_n:-all}" > "$STATE_DIR/nodes.source"
+  echo "$nodes_file ${nodes_n:-all} $real_file" > "$STATE_DIR/nodes.source"
   log "created $count KWOK nodes from ${nodes_file#"$PWD"/}${nodes_n:+ (generated $nodes_n)} ($(elapsed "$t0")s)"
   local ready=0
   t=$SECONDS
@@ -434,12 +479,31 @@ EOF
   (( ready >= count )) || fail kwok "only $ready of $count nodes Ready after ${timeout}s"
   # The default ServiceAccount shows that the controller manager works.
   wait_for kube-controller-manager 60 kc get serviceaccount default -n default
+  if [[ "$real_file" != none ]]; then
+    kc create --dry-run=client -o json -f "$real_file" > "$STATE_DIR/node/spec.in.json" 2>> "$LOGS/nodes.log" \
+      || fail kube-apiserver "cannot read the real nodes file $real_file"
+    real_name=$(python3 - "$STATE_DIR/node/spec.in.json" "$STATE_DIR/node/spec.json" <<'PYEOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+nodes = doc.get("items", [doc]) if doc.get("kind") in ("List", "NodeList") else [doc]
+if len(nodes) != 1 or nodes[0].get("kind") != "Node":
+    sys.exit(f"the real nodes file must hold exactly one Node (this machine), not {len(nodes)}")
+json.dump(nodes[0], open(sys.argv[2], "w"))
+print(nodes[0]["metadata"]["name"])
+PYEOF
+) || fail kube-apiserver "the real nodes file $real_file must hold exactly one Node"
+
+    echo "$real_name" > "$REAL_NODE_FILE"
+    COMPONENTS+=($(node_components))
+    node_up "$real_name" "$STATE_DIR/node/spec.json"
+  fi
   log "cluster up: $count nodes Ready in $(elapsed "$t0")s"
   log "  export KUBECONFIG=$KUBECONFIG_PATH"
   echo "$KUBECONFIG_PATH"
 }
 
 cmd_down() {
+  if has_real_node || [[ -d "$NODE_DIR" ]]; then node_down; fi
   if any_alive; then
     stop_all
     [[ -n "$(stray_pids)" ]] && die "processes still running: $(stray_pids | tr '\n' ' ')"
@@ -455,7 +519,8 @@ cmd_status() {
   # shellcheck source=/dev/null
   [[ -f "$PORTS_FILE" ]] && source "$PORTS_FILE"
   declare -A port=([etcd]=${ETCD_PORT:-} [kube-apiserver]=${API_PORT:-} [kube-controller-manager]=${KCM_PORT:-}
-                   [kube-scheduler]=${SCHED_PORT:-} [kwok]=${KWOK_PORT:-})
+                   [kube-scheduler]=${SCHED_PORT:-} [kwok]=${KWOK_PORT:-}
+                   [containerd]=- [kubelet]=${KUBELET_PORT:-} [kube-proxy]=${KUBE_PROXY_HEALTHZ_PORT:-})
   printf '%-24s %-8s %-8s %s\n' COMPONENT STATE PID PORT
   for c in "${COMPONENTS[@]}"; do
     if pid=$(pid_of "$c"); then printf '%-24s %-8s %-8s %s\n' "$c" running "$pid" "${port[$c]}"
@@ -467,12 +532,32 @@ cmd_status() {
     ready=$(kc get nodes --no-headers 2>/dev/null | awk '$2 ~ /^Ready/ { n++ } END { print n + 0 }')
     echo "server:     https://127.0.0.1:$API_PORT ($KUBE_VERSION)"
     echo "nodes:      $ready/$total Ready"
+    if has_real_node; then
+      local name
+      name=$(cat "$REAL_NODE_FILE")
+      kc get node "$name" --no-headers -o custom-columns='NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,IP:.status.addresses[?(@.type=="InternalIP")].address,GPUS:.status.allocatable.nvidia\.com/gpu,REGION:.metadata.labels.topology\.kubernetes\.io/region,PRODUCT:.metadata.labels.nvidia\.com/gpu\.product' 2>/dev/null \
+        | while read -r n r ipaddr g reg prod; do
+            printf 'real node:  %s Ready=%s %s pods=%s nvidia.com/gpu=%s region=%s product=%s\n' "$n" "$r" "$ipaddr" \
+              "$(kc get pods -A --field-selector spec.nodeName="$n" --no-headers 2>/dev/null | wc -l)" "$g" "$reg" "$prod"
+          done
+      echo "containerd: $NODE_RUN/containerd.sock (ctr --address ... -n k8s.io)"
+    else
+      echo "real node:  none (KWOK only)"
+    fi
     echo "kubeconfig: $KUBECONFIG_PATH"
     echo "logs:       $LOGS"
     return 0
   fi
   echo "cluster is not up (state: $STATE_DIR)"
   return 1
+}
+
+cmd_load() {
+  (( $# )) || die "load: name the images (hack/build-images.sh --help)"
+  has_real_node && alive containerd || die "no real node is up (hack/cluster.sh up)"
+  # shellcheck source=/dev/null
+  source "$PORTS_FILE"
+  node_load_images "$@"
 }
 
 cmd_logs() {
@@ -490,6 +575,7 @@ main() {
       flock -w 600 9 || die "another hack/cluster.sh holds $LOCK_FILE"
       "cmd_$cmd" "$@" ;;
     status) cmd_status "$@" ;;
+    load) cmd_load "$@" ;;
     kubeconfig) echo "$KUBECONFIG_PATH" ;;
     logs) cmd_logs "$@" ;;
     -h|--help|help) usage ;;

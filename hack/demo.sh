@@ -1,44 +1,37 @@
 #!/usr/bin/env bash
-# `make demo`: on a fresh machine, build the control plane if missing, start it with KWOK nodes
-# across 3 regions and 4 accelerator kinds, install the Helm chart into greenshard-system, run the
-# operator locally as the chart's ServiceAccount (a bound token: the chart's RBAC is what is
-# exercised), apply the sample GridProfile and InferenceDeployment, wait for Ready and show where
-# it runs and what it emits. `make demo-down` (hack/demo.sh down) removes everything.
+# `make demo`: on a fresh machine (as root), build the control plane and the real node's tools if
+# missing, build the operator's image here (hack/build-images.sh: a Debian base from debootstrap,
+# then the repository's Dockerfile), start the local cluster (KWOK nodes across 3 regions and 4
+# accelerator kinds, plus this machine as a real node with kubelet, containerd, kube-proxy and
+# CoreDNS), load the image into the real node, install the Helm chart into greenshard-system
+# (Pod Security "restricted" enforced) with the operator and the scheduler extender running as
+# pods on the real node, apply the sample GridProfile and InferenceDeployment, wait for Ready and
+# show where it runs and what it emits.  `make demo-down` (hack/demo.sh down) removes everything.
 #
-# There is no container runtime here, so the chart's own operator Deployment is installed with
-# replicas=0 and the local process stands in for it.
+# Env: GREENSHARD_DEMO_DIR (state, default hack/.state/demo), GREENSHARD_DEMO_EXTENDER=0 (no
+# extender), GREENSHARD_CLUSTER_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-PY=${PY:-$ROOT/.venv/bin/python}
 STATE=${GREENSHARD_DEMO_DIR:-$ROOT/hack/.state/demo}
 export GREENSHARD_CLUSTER_DIR=${GREENSHARD_CLUSTER_DIR:-$STATE/cluster}
 HELM="$ROOT/hack/bin/helm"
 NS=greenshard-system
 RELEASE=greenshard
+EXTENDER=${GREENSHARD_DEMO_EXTENDER:-1}
+# kube-scheduler runs on this machine, outside cluster DNS: it names the extender's Service by
+# a fixed ClusterIP (in the cluster's 10.96.0.0/16).
+EXTENDER_IP=10.96.0.20
+EXTENDER_PORT=8888
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 down() {
-  local pid i procs
-  if [[ -f "$STATE/operator.pid" ]]; then
-    pid=$(cat "$STATE/operator.pid")
-    # ours only if it still names this demo's state (a pid can be recycled); its solver
-    # process too: wait until both are gone (SIGKILL after 30 s) before saying "stopped"
-    if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE"; then
-      procs=$(echo "$pid" $(ps -o pid= --ppid "$pid" 2>/dev/null) | tr ' ' ',')
-      kill -TERM "$pid" 2>/dev/null || true
-      for (( i=0; i<300; i++ )); do
-        ps -p "$procs" -o pid= >/dev/null 2>&1 || break
-        sleep 0.1
-      done
-      if (( i == 300 )); then kill -KILL ${procs//,/ } 2>/dev/null || true; sleep 0.2; fi
-    fi
-    rm -f "$STATE/operator.pid"
-  fi
   bash hack/cluster.sh down || true
   rm -rf "$STATE"
-  echo "demo: stopped the operator and the cluster"
+  echo "demo: stopped the cluster (operator and extender pods with it)"
 }
 
 if [[ "${1:-}" == "down" ]]; then down; exit 0; fi
@@ -46,45 +39,61 @@ if [[ "${1:-}" == "down" ]]; then down; exit 0; fi
 mkdir -p "$STATE"
 say "Tools (built once into hack/bin from Go modules)"
 bash hack/build-tools.sh
-say "Local control plane"
-bash hack/cluster.sh up
+say "Images (built here: Debian base by debootstrap, then the Dockerfile)"
+bash hack/build-images.sh greenshard
+IMAGE=$(bash hack/build-images.sh --print-ref greenshard | awk '{ print $2 }')
+
+say "Local cluster: KWOK nodes and this machine as a real node"
+up_args=()
+if [[ "$EXTENDER" == 1 ]]; then
+  sed -e "s|urlPrefix: \"http://127.0.0.1:8888\"|urlPrefix: \"http://$EXTENDER_IP:$EXTENDER_PORT\"|" \
+    hack/scheduler-config.yaml > "$STATE/scheduler-config.yaml"
+  grep -q "$EXTENDER_IP" "$STATE/scheduler-config.yaml"
+  up_args+=(--scheduler-config "$STATE/scheduler-config.yaml")
+fi
+bash hack/cluster.sh up "${up_args[@]}"
 export KUBECONFIG=$GREENSHARD_CLUSTER_DIR/kubeconfig
-kubectl get nodes -L topology.kubernetes.io/region,nvidia.com/gpu.product,nvidia.com/gpu.count
+bash hack/cluster.sh load greenshard
+kubectl get nodes -L greenshard.dev/real-node,topology.kubernetes.io/region,nvidia.com/gpu.product,nvidia.com/gpu.count
 
 say "CRDs (kubectl apply: Helm never upgrades CRDs) and the Helm chart"
 kubectl apply -f crds/
 kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
-"$HELM" upgrade --install "$RELEASE" charts/greenshard --namespace "$NS" --create-namespace \
-  --set replicaCount=0 --set gridProfile.create=false --wait --timeout 2m
+kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
+kubectl label namespace "$NS" --overwrite pod-security.kubernetes.io/enforce=restricted \
+  pod-security.kubernetes.io/warn=restricted >/dev/null
+chart_args=(
+  --set gridProfile.create=false
+  --set "image.repository=${IMAGE%:*}" --set "image.tag=${IMAGE##*:}" --set image.pullPolicy=Never
+  # On the real node: it is tainted so that only pods that mean to run go there.
+  --set-string 'nodeSelector.greenshard\.dev/real-node=true'
+  --set 'tolerations[0].key=greenshard.dev/real-node' --set 'tolerations[0].operator=Exists'
+  --set 'tolerations[0].effect=NoSchedule'
+)
+if [[ "$EXTENDER" == 1 ]]; then
+  chart_args+=(--set extender.enabled=true --set "extender.port=$EXTENDER_PORT"
+               --set "extender.service.clusterIP=$EXTENDER_IP")
+fi
+t0=$(now)
+"$HELM" upgrade --install "$RELEASE" charts/greenshard --namespace "$NS" "${chart_args[@]}" \
+  --wait --timeout 5m
+ready_s=$(since "$t0")
 
-say "Operator, running locally as system:serviceaccount:$NS:$RELEASE"
-server=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')
-ca=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
-token=$(kubectl -n "$NS" create token "$RELEASE" --duration=24h)
-cat > "$STATE/operator.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters: [{name: local, cluster: {server: "$server", certificate-authority-data: "$ca"}}]
-users: [{name: greenshard, user: {token: "$token"}}]
-contexts: [{name: greenshard, context: {cluster: local, user: greenshard}}]
-current-context: greenshard
-EOF
-chmod 600 "$STATE/operator.kubeconfig"
-if [[ -f "$STATE/operator.pid" ]] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; then
-  echo "operator already running (pid $(cat "$STATE/operator.pid"))"
-else
-  nohup "$PY" -m greenshard.cli run --kubeconfig "$STATE/operator.kubeconfig" \
-    --liveness-port 0 --metrics-port 0 --log-format json > "$STATE/operator.log" 2>&1 &
-  echo $! > "$STATE/operator.pid"
-  echo "operator pid $(cat "$STATE/operator.pid"), log $STATE/operator.log"
+say "The operator, running as a pod"
+pod=$(kubectl -n "$NS" get pods -l app.kubernetes.io/component=operator -o jsonpath='{.items[0].metadata.name}')
+kubectl -n "$NS" get pods -o wide
+kubectl -n "$NS" get pod "$pod" -o jsonpath='operator pod {.metadata.name} on {.spec.nodeName}: {.status.phase}, ServiceAccount {.spec.serviceAccountName}, image {.spec.containers[0].image}{"\n"}'
+echo "operator pod Ready ${ready_s}s after helm install (image pulled from nowhere: loaded into containerd)"
+if [[ "$EXTENDER" == 1 ]]; then
+  kubectl -n "$NS" get svc -l app.kubernetes.io/component=scheduler-extender
 fi
 
 say "Sample GridProfile and InferenceDeployment"
 kubectl apply -f crds/samples/gridprofile.yaml
 kubectl apply -f crds/samples/llama-70b.yaml
-if ! kubectl wait --for=condition=Ready infd/llama-70b --timeout=120s; then
+if ! kubectl wait --for=condition=Ready infd/llama-70b --timeout=180s; then
   kubectl get infd llama-70b -o yaml | sed -n '/^status:/,$p'
-  tail -20 "$STATE/operator.log"
+  kubectl -n "$NS" logs "$pod" --tail=30 || true
   exit 1
 fi
 
@@ -97,7 +106,12 @@ kubectl get infd llama-70b -o jsonpath='total {.status.emissions.gramsPerHour} g
 say "Pods and the nodes kube-scheduler bound them to"
 kubectl get pods -l greenshard.io/deployment=llama-70b \
   -o custom-columns=POD:.metadata.name,SHARD:.metadata.labels.greenshard\\.io/shard,NODE:.spec.nodeName,PHASE:.status.phase
+if [[ "$EXTENDER" == 1 ]]; then
+  say "The scheduler extender, called by kube-scheduler through its Service"
+  # /metrics through the Service's ClusterIP, as kube-scheduler reaches it.
+  curl -s --max-time 5 "http://$EXTENDER_IP:$EXTENDER_PORT/metrics" | grep -E '^greenshard_extender_requests_total' || true
+fi
 
 echo
-echo "Try: kubectl describe infd llama-70b | kubectl get events --field-selector involvedObject.kind=InferenceDeployment"
+echo "Try: kubectl -n $NS logs deploy/$RELEASE | kubectl describe infd llama-70b"
 echo "Stop everything: make demo-down"

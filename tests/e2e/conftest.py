@@ -269,7 +269,7 @@ def cluster(
         == 0
     )
     if not already_up:
-        _stream(pytestconfig, ["bash", cluster_sh, "up"], timeout=900)
+        _stream(pytestconfig, ["bash", cluster_sh, "up", "--real-nodes-file", "none"], timeout=900)
     kubeconfig = subprocess.run(
         ["bash", cluster_sh, "kubeconfig"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout.strip()

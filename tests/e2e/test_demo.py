@@ -1,8 +1,10 @@
-"""The README's first command works: `make demo`, then `make demo-down` leaves nothing."""
+"""The README's first command works: `make demo` (the image built here, the chart's operator and
+scheduler extender running as pods on the real node), then `make demo-down` leaves nothing."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -36,7 +38,21 @@ def test_make_demo_then_demo_down(tmp_path: Path) -> None:
         assert sum(" gCO2e/h" in line for line in placement.splitlines()) >= 8
         assert "% saved" in placement
         pods = out.split("Pods and the nodes", 1)[1]
-        assert pods.count("Running") == 16  # 8 shards x 2 replicas, bound to KWOK nodes
+        assert pods.split("== The scheduler extender")[0].count("Running") == 16  # 8 x 2, KWOK
+        # The operator ran as a pod of the chart, on the real node, as its ServiceAccount.
+        operator = re.search(
+            r"operator pod (\S+) on (\S+): (\w+), ServiceAccount (\S+), image (\S+)", out
+        )
+        assert operator, out
+        assert operator.group(2, 3, 4) == ("real-0", "Running", "greenshard")
+        assert operator.group(5) == "ghcr.io/greenshard/greenshard:0.1.0"
+        ready = re.search(r"operator pod Ready ([0-9.]+)s after helm install", out)
+        assert ready, out
+        # kube-scheduler called the extender pod through its Service (10.96.0.20:8888).
+        calls = re.search(
+            r'greenshard_extender_requests_total\{code="200",verb="filter"\} ([0-9.]+)', out
+        )
+        assert calls and float(calls.group(1)) >= 16, out
     finally:
         down = subprocess.run(
             ["make", "demo-down"],
@@ -53,3 +69,4 @@ def test_make_demo_then_demo_down(tmp_path: Path) -> None:
         ["pgrep", "-f", str(tmp_path / "demo")], capture_output=True, text=True, check=False
     )
     assert leftovers.stdout.strip() == "", "processes of the demo are still running"
+    assert not Path("/run/greenshard-node").exists(), "the real node's state is still there"

@@ -138,7 +138,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, E
     cluster_sh = ["bash", str(HACK / "cluster.sh")]
     subprocess.run(["bash", str(HACK / "cluster.sh"), "down"], cwd=ROOT, env=env, check=False)
     up = subprocess.run(
-        [*cluster_sh, "up", "--scheduler-config", str(config)],
+        [*cluster_sh, "up", "--real-nodes-file", "none", "--scheduler-config", str(config)],
         cwd=ROOT,
         env=env,
         capture_output=True,
