@@ -29,6 +29,22 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 down() {
+  local pid i procs
+  # An operator that an older demo ran as a local process (and its solver child): ours only if
+  # it still names this demo's state; wait until both are gone (SIGKILL after 30 s).
+  if [[ -f "$STATE/operator.pid" ]]; then
+    pid=$(cat "$STATE/operator.pid")
+    if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE"; then
+      procs=$(echo "$pid" $(ps -o pid= --ppid "$pid" 2>/dev/null) | tr ' ' ',')
+      kill -TERM "$pid" 2>/dev/null || true
+      for (( i=0; i<300; i++ )); do
+        ps -p "$procs" -o pid= >/dev/null 2>&1 || break
+        sleep 0.1
+      done
+      if (( i == 300 )); then kill -KILL ${procs//,/ } 2>/dev/null || true; sleep 0.2; fi
+    fi
+    rm -f "$STATE/operator.pid"
+  fi
   bash hack/cluster.sh down || true
   rm -rf "$STATE"
   echo "demo: stopped the cluster (operator and extender pods with it)"
