@@ -319,6 +319,14 @@ EOF
     local patch
     patch=$(python3 -c 'import json,sys; e=json.loads(sys.argv[1]); print(json.dumps([{"op":"add","path":"/status/capacity/"+k.replace("/","~1"),"value":str(v)} for k,v in e.items()]))' "$EXTENDED")
     kc patch node "$name" --subresource=status --type=json -p "$patch" >> "$LOGS/nodes.log"
+    # kubelet derives allocatable from capacity at its next status update.
+    local t=$SECONDS want have
+    want=$(python3 -c 'import json,sys; print(json.dumps({k: str(v) for k, v in json.loads(sys.argv[1]).items()}, sort_keys=True))' "$EXTENDED")
+    until have=$(kc get node "$name" -o json | python3 -c 'import json,sys; a=json.load(sys.stdin)["status"].get("allocatable", {}); w=json.loads(sys.argv[1]); print(json.dumps({k: a.get(k) for k in w}, sort_keys=True))' "$want") \
+          && [[ "$have" == "$want" ]]; do
+      (( SECONDS - t < 60 )) || fail kubelet "node $name: allocatable $have, not $want, after 60s"
+      sleep 0.5
+    done
   fi
 }
 
