@@ -316,6 +316,15 @@ def crds(cluster: Cluster) -> Cluster:
     """The cluster with GreenShard's CRDs applied and established."""
     root = Path(__file__).resolve().parents[2]
     cluster.kubectl("apply", "-f", str(root / "crds"))
+    # Polled: `kubectl wait --for=condition=Established` fails at once ("status.conditions
+    # accessor error") when it reads a CRD whose status the server has not written yet.
+    established = '{.status.conditions[?(@.type=="Established")].status}'
     for crd in ("inferencedeployments.greenshard.io", "gridprofiles.greenshard.io"):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+        cluster.wait(
+            lambda crd=crd: (
+                cluster.kubectl("get", "crd", crd, "-o", f"jsonpath={established}").stdout == "True"
+            ),
+            timeout=60,
+            what=f"CRD {crd} Established",
+        )
     return cluster
