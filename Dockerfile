@@ -32,16 +32,18 @@ LABEL org.opencontainers.image.title="greenshard" \
       org.opencontainers.image.version="0.1.0"
 COPY --from=builder /opt/greenshard /opt/greenshard
 # HOME on the writable /tmp (the root filesystem is read-only in the chart); one BLAS thread so
-# numpy's threads do not fight qsim's OpenMP threads. UID 65532 has no /etc/passwd entry: USER
-# and LOGNAME name it for getpass.getuser() (kopf builds its identity from it, and exits with
-# "getpwuid(): uid not found" without them).
+# numpy's threads do not fight qsim's OpenMP threads; malloc in transparent huge pages, so that
+# qsim's new state buffer of every call is not faulted in 4 KiB at a time (solvers/backends.py).
+# UID 65532 has no /etc/passwd entry: USER and LOGNAME name it for getpass.getuser() (kopf builds
+# its identity from it, and exits with "getpwuid(): uid not found" without them).
 ENV PATH=/opt/greenshard/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
     USER=greenshard \
     LOGNAME=greenshard \
-    OPENBLAS_NUM_THREADS=1
+    OPENBLAS_NUM_THREADS=1 \
+    GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 USER 65532:65532
 EXPOSE 8080 9090
 ENTRYPOINT ["greenshard"]

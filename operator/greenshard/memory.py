@@ -3,13 +3,21 @@ Linux procfs (for benchmarks and experiments; standard library only)."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 #: Bytes per basis state (amplitude) while QAOA runs: the float32 cost (4), the complex64 state
 #: (8) and the backend's copy of it (8), plus slack for sampling's blocks. Measured: 5342 MiB
 #: peak at 28 qubits (README "Benchmark"), 20.9 bytes a basis state with the interpreter.
 BYTES_PER_AMPLITUDE = 24
+
+
+#: The glibc tunable that makes malloc ask for transparent huge pages (glibc >= 2.35): qsim's new
+#: state buffer of every call is then faulted in 2 MiB at a time (see solvers/backends.py).
+HUGEPAGE_TUNABLE = "glibc.malloc.hugetlb=1"
 
 
 def qaoa_bytes(qubits: int) -> int:
@@ -20,6 +28,15 @@ def qaoa_bytes(qubits: int) -> int:
 def largest_qubits(available: float) -> int:
     """The most qubits whose QAOA state fits in ``available`` bytes."""
     return max(0, (int(available) // BYTES_PER_AMPLITUDE).bit_length() - 1)
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (VmRSS), 0 where /proc cannot be read."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def can_reset_peak() -> bool:
@@ -58,3 +75,80 @@ def available_bytes() -> int | None:
     except OSError:
         pass
     return None
+
+
+def hugepage_malloc(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: this process's) with :data:`HUGEPAGE_TUNABLE` added to
+    ``GLIBC_TUNABLES``, for a process about to be started (glibc reads it once, at start)."""
+    env = dict(os.environ if environ is None else environ)
+    tunables = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t]
+    name = HUGEPAGE_TUNABLE.split("=", 1)[0]
+    tunables = [t for t in tunables if t.split("=", 1)[0] != name] + [HUGEPAGE_TUNABLE]
+    env["GLIBC_TUNABLES"] = ":".join(tunables)
+    return env
+
+
+def without_hugepage_malloc(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: this process's) without :data:`HUGEPAGE_TUNABLE`."""
+    env = dict(os.environ if environ is None else environ)
+    name = HUGEPAGE_TUNABLE.split("=", 1)[0]
+    kept = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t and not t.startswith(name)]
+    if kept:
+        env["GLIBC_TUNABLES"] = ":".join(kept)
+    else:
+        env.pop("GLIBC_TUNABLES", None)
+    return env
+
+
+def hugepage_malloc_active(probe_bytes: int = 8 << 20) -> bool:
+    """Whether malloc hands this process transparent huge pages: a fresh ``probe_bytes`` block
+    from libc's malloc, touched, is looked up in /proc/self/smaps. (The tunable is read once, at
+    start, and only where the kernel's THP mode allows it; glibc also rewrites the variable in
+    the process's initial environment, so this looks at the pages, not at the variable.)"""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype = ctypes.c_void_p
+        libc.malloc.argtypes = [ctypes.c_size_t]
+        libc.free.argtypes = [ctypes.c_void_p]
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return False
+    pointer = libc.malloc(probe_bytes)
+    if not pointer:
+        return False
+    try:
+        ctypes.memset(pointer, 1, probe_bytes)
+        return _anon_huge_kib(pointer) > 0
+    finally:
+        libc.free(pointer)
+
+
+def _anon_huge_kib(address: int) -> int:
+    """AnonHugePages (KiB) of the mapping that holds ``address``, from /proc/self/smaps."""
+    inside = False
+    try:
+        with open("/proc/self/smaps", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                head = line.split(maxsplit=1)[0] if line.strip() else ""
+                if "-" in head and not head.endswith(":"):
+                    lo, _, hi = head.partition("-")
+                    inside = int(lo, 16) <= address < int(hi, 16)
+                elif inside and head == "AnonHugePages:":
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+@contextmanager
+def hugepage_children() -> Iterator[None]:
+    """Processes started inside this block (spawn copies the environment) ask malloc for
+    transparent huge pages; this process's environment is restored after."""
+    saved = os.environ.get("GLIBC_TUNABLES")
+    os.environ["GLIBC_TUNABLES"] = hugepage_malloc()["GLIBC_TUNABLES"]
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("GLIBC_TUNABLES", None)
+        else:
+            os.environ["GLIBC_TUNABLES"] = saved

@@ -108,7 +108,8 @@ class SolverRunner:
             self._proc = self._ctx.Process(
                 target=_worker, args=(child,), daemon=True, name="greenshard-solver"
             )
-            self._proc.start()
+            with memory.hugepage_children():  # qsim's buffers in 2 MiB pages: solvers/backends.py
+                self._proc.start()
             child.close()
             self._conn = parent
         return self._conn
