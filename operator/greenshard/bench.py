@@ -3,11 +3,21 @@
 For each qubit count n (a seeded synthetic instance, :func:`greenshard.instances.synthetic_problem`,
 the first feasible seed from ``--seed`` on) and depth p:
 
-* ``evaluation`` rows, one per backend: the median seconds of one QAOA energy evaluation (prepare
-  the state on the backend, then ``<psi|C|psi>``), the one-off setup (cost diagonal and engine),
-  the probability that sampling the state at the default ramp gives an optimal placement, and the
-  peak memory of the process while it ran. ``cirq.Simulator`` is skipped above
-  ``--cirq-max-qubits``.
+* ``evaluation`` rows, one per backend and ansatz: the median seconds of one QAOA energy
+  evaluation (prepare the state, then ``<psi|C|psi>``), and the same in *passes*: seconds divided
+  by the time of one read+write pass (a numpy copy) over a state of the same size, timed in the
+  same worker before and after the evaluations. Absolute seconds on a shared machine move 2-3x with
+  load; the passes are the figure to compare. Beside them: the peak memory of the evaluations in
+  bytes per amplitude (measured: resident memory above the worker's before the setup) and the one
+  estimate that the operator, the chart and this bench use (``memory.BYTES_PER_AMPLITUDE``), the
+  one-off setup (cost diagonal and engine), the probability that sampling the state gives an
+  optimal placement, and the load average when the row finished. ``cirq.Simulator`` is skipped
+  above ``--cirq-max-qubits``. ``--ansatz onehot`` adds the one-hot XY-mixer ansatz, simulated in
+  its K**S subspace (its own state size). ``--paths before,after`` times the configuration this
+  one replaced (qsim fusing 3-qubit gates, malloc without huge pages) beside the current one, in
+  alternating workers of the same run. ``--profile`` splits one binary evaluation into its stages,
+  in passes. ``qsim-gpu`` runs qsim's CUDA build where there is one, and says so where there is
+  not (the PyPI wheel is CPU-only: it runs on the CPU).
 * ``solve`` rows (``--solve``, up to ``--solve-max-qubits``): the default QAOA solve and the
   classical solvers (brute force, MILP, genetic, anneal) on the same instance, each with its
   seconds to an answer verified against the exact optimum, and the gap.
@@ -33,7 +43,9 @@ from greenshard.solvers.qaoa.sampling import optimal_indices, probability_of_ind
 from greenshard.solvers.registry import SolverConfig
 
 DEFAULT_QUBITS = "12,16,20,22,24"
-BACKENDS = ("qsim", "cirq")
+BACKENDS = ("qsim", "cirq", "qsim-gpu")
+ANSATZE = harness.ANSATZE
+PATHS = harness.PATHS
 SOLVERS = ("qaoa", "bruteforce", "milp", "genetic", "anneal")
 MAX_QUBITS = 32
 
@@ -46,11 +58,14 @@ class Task:
     qubits: int
     depth: int
     seed: int
-    backend: str = "qsim"  # evaluation: qsim | cirq
+    backend: str = "qsim"  # evaluation: qsim | cirq | qsim-gpu
     solver: str = "qaoa"  # solve: one of SOLVERS
     repeat: int = 3
     threads: int = 0
     fresh_worker: bool = False
+    ansatz: str = "binary"  # evaluation: binary | onehot
+    path: str = "after"  # evaluation: after (current) | before (the configuration it replaced)
+    profile: bool = False  # evaluation: also time each stage of one evaluation
 
 
 # ----------------------------------------------------------------------------------- parser
@@ -119,8 +134,28 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--backends",
         type=_name_list(BACKENDS),
-        default=list(BACKENDS),
-        help="comma-separated: qsim,cirq (default both)",
+        default=["qsim", "cirq"],
+        help="comma-separated: qsim,cirq,qsim-gpu (default qsim,cirq; qsim-gpu falls back to the "
+        "CPU, with a note, where qsim has no CUDA build)",
+    )
+    p.add_argument(
+        "--ansatz",
+        type=_name_list(ANSATZE),
+        default=["binary"],
+        help="comma-separated: binary (the qubit circuit on the backends), onehot (the XY-mixer "
+        "ansatz in its K**S subspace, numpy); default binary",
+    )
+    p.add_argument(
+        "--paths",
+        type=_name_list(PATHS),
+        default=["after"],
+        help="comma-separated: after (current), before (fused 3-qubit gates, malloc without huge "
+        "pages); both time the two in alternating workers of one run (default after)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also split one binary qsim evaluation into its stages (passes each)",
     )
     p.add_argument(
         "--repeat",
@@ -174,6 +209,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     tasks, notes = plan_tasks(args)
     started = {"loadAverage": round(os.getloadavg()[0], 2), "cores": os.cpu_count()}
     rows = [{**row, "loadAverageAtStart": started["loadAverage"]} for row in run_tasks(tasks)]
+    started["loadAverageAtEnd"] = round(os.getloadavg()[0], 2)
     if args.output == "json":
         print(json.dumps(rows, indent=2))
         for note in notes:
@@ -197,14 +233,15 @@ def plan_tasks(args: argparse.Namespace) -> tuple[list[Task], list[str]]:
                 f"{available / 2**30:.1f} GiB available"
             )
             continue
-        for backend in args.backends:
+        for backend, ansatz in _evaluations(args):
             if backend == "cirq" and n > args.cirq_max_qubits:
                 notes.append(
                     f"cirq.Simulator skipped at {n} qubits (above --cirq-max-qubits="
                     f"{args.cirq_max_qubits}: minutes per evaluation)"
                 )
                 continue
-            tasks.append(
+            paths = args.paths if ansatz == "binary" and backend != "cirq" else ["after"]
+            tasks += [
                 Task(
                     "evaluation",
                     n,
@@ -214,8 +251,12 @@ def plan_tasks(args: argparse.Namespace) -> tuple[list[Task], list[str]]:
                     repeat=args.repeat,
                     threads=args.threads,
                     fresh_worker=fresh,
+                    ansatz=ansatz,
+                    path=path,
+                    profile=args.profile and ansatz == "binary" and backend != "cirq",
                 )
-            )
+                for path in paths
+            ]
         if args.solve and n <= args.solve_max_qubits:
             tasks += [
                 Task(
@@ -237,10 +278,24 @@ def plan_tasks(args: argparse.Namespace) -> tuple[list[Task], list[str]]:
     return tasks, notes
 
 
+def _evaluations(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(backend, ansatz) of each evaluation row a qubit count gets: the binary ansatz on every
+    backend asked for, the one-hot ansatz once (numpy)."""
+    pairs = [(b, "binary") for b in args.backends if "binary" in args.ansatz]
+    return pairs + ([("numpy", "onehot")] if "onehot" in args.ansatz else [])
+
+
 def run_tasks(tasks: list[Task]) -> Iterator[dict[str, Any]]:
-    """Each task in a spawned worker; a worker that dies (out of memory) fails only its task."""
+    """Each task in a spawned worker; a worker that dies (out of memory) fails only its task.
+    A task's path decides its worker's environment (malloc with or without huge pages)."""
     fresh = any(task.fresh_worker for task in tasks)
-    for task, row in harness.run_in_workers(tasks, run_task, fresh_each=fresh):
+    for task, row in harness.run_in_workers(
+        tasks,
+        run_task,
+        group=lambda t: (t.path, t.qubits),
+        fresh_each=fresh,
+        environment=lambda t: harness.worker_environment(t.path),
+    ):
         yield row or {**_identity(task), "error": "the worker process died (out of memory?)"}
 
 
@@ -259,13 +314,16 @@ def _identity(task: Task) -> dict[str, Any]:
         if task.kind == "evaluation"
         else (task.backend if task.solver == "qaoa" else "classical")
     )
-    return {
+    row = {
         "kind": task.kind,
         "qubits": task.qubits,
         "depth": task.depth,
         "backend": backend,
         "solver": "qaoa" if task.kind == "evaluation" else task.solver,
     }
+    if task.kind == "evaluation":
+        row.update(ansatz=task.ansatz, path=task.path)
+    return row
 
 
 def _instance(qubits: int, seed: int) -> tuple[int, Any, Any]:
@@ -281,19 +339,43 @@ def _instance(qubits: int, seed: int) -> tuple[int, Any, Any]:
 def _evaluation(task: Task) -> dict[str, Any]:
     seed, problem, reference = _instance(task.qubits, task.seed)
     run = harness.time_evaluation(
-        problem, task.depth, task.backend, task.threads, repeat=task.repeat
+        problem,
+        task.depth,
+        task.backend,
+        task.threads,
+        repeat=task.repeat,
+        ansatz=task.ansatz,
+        path=task.path,
     )
     engine = run.engine
-    optimal = optimal_indices(problem, engine.ham, engine.cost, reference.emissions)
-    return {
+    row: dict[str, Any] = {
         "seed": seed,
-        "phase": engine.phase,
+        "ranOn": run.backend,
         "threads": run.threads,
+        "amplitudes": run.amplitudes,
         "secondsPerEvaluation": run.seconds,
+        "secondsPerPass": run.pass_seconds,
+        "passes": run.passes,
+        "peakBytesPerAmplitude": run.peak_bytes_per_amplitude,
+        "estimateBytesPerAmplitude": memory.BYTES_PER_AMPLITUDE,
+        "hugepageMalloc": run.hugepages,
         "secondsSetup": run.setup,
         "repeat": task.repeat,
-        "probabilityOfOptimum": probability_of_indices(run.state, optimal),
+        "loadAverage": round(os.getloadavg()[0], 2),
     }
+    if run.fallback:
+        row["fallback"] = run.fallback
+    if task.ansatz == "onehot":
+        row["probabilityOfOptimum"] = engine.optimum_probability(run.state)
+        return row
+    optimal = optimal_indices(problem, engine.ham, engine.cost, reference.emissions)
+    row["probabilityOfOptimum"] = probability_of_indices(run.state, optimal)
+    row["phase"] = engine.phase
+    if engine.backend.name != "cirq":
+        row["fusedGateSize"] = engine.backend.options.max_fused_gate_size
+    if task.profile and engine.phase == "diagonal":
+        row["profile"] = harness.profile_stages(engine, run.state, reuse=task.path == "after")
+    return row
 
 
 def _solve(task: Task) -> dict[str, Any]:
@@ -337,6 +419,20 @@ def _fmt(value: Any, spec: str = ".3g") -> str:
     return str(value)
 
 
+def _backend(row: dict[str, Any]) -> str:
+    """The backend asked for, and the one that ran when they differ (qsim-gpu without CUDA)."""
+    ran = row.get("ranOn", row["backend"])
+    return str(row["backend"] if ran == row["backend"] else f"{row['backend']}->{ran}")
+
+
+def _path(row: dict[str, Any]) -> str:
+    """after/before, with the qsim fusion size and whether malloc used huge pages."""
+    if row.get("ansatz", "binary") != "binary" or "fusedGateSize" not in row:
+        return str(row.get("path", "-"))
+    pages = "hp" if row.get("hugepageMalloc") else "4k"
+    return f"{row.get('path', '-')} (f{row['fusedGateSize']},{pages})"
+
+
 def _mib(value: Any) -> str:
     return "-" if value is None else f"{value / 2**20:.0f} MiB"
 
@@ -350,30 +446,86 @@ def _grid(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 def render_table(rows: list[dict[str, Any]], notes: list[str], started: dict[str, Any]) -> str:
     evaluations = [r for r in rows if r["kind"] == "evaluation"]
     solves = [r for r in rows if r["kind"] == "solve"]
-    lines = [f"load average {started['loadAverage']} on {started['cores']} cores at start"]
+    lines = [
+        f"load average {started['loadAverage']} at start, "
+        f"{started.get('loadAverageAtEnd', '-')} at end, on {started['cores']} cores"
+    ]
     if evaluations:
         depth = evaluations[0]["depth"]
         lines += [
             "",
-            f"QAOA energy evaluation, p={depth} (median of {evaluations[0]['repeat']})"
+            f"QAOA energy evaluation, p={depth} (median of {evaluations[0]['repeat']}); PASSES = "
+            "seconds / one read+write pass over a state of the same size, timed in the same worker"
             if "repeat" in evaluations[0]
             else f"QAOA energy evaluation, p={depth}",
         ]
         lines += _grid(
-            ("QUBITS", "BACKEND", "SECONDS/EVAL", "SETUP S", "PEAK MEMORY", "P(OPTIMUM)", "SEED"),
+            (
+                "QUBITS",
+                "ANSATZ",
+                "BACKEND",
+                "PATH",
+                "AMPLITUDES",
+                "SECONDS/EVAL",
+                "PASS S",
+                "PASSES",
+                "PEAK B/AMP",
+                "EST B/AMP",
+                "SETUP S",
+                "P(OPTIMUM)",
+                "LOAD",
+                "SEED",
+            ),
             [
                 (
                     str(r["qubits"]),
-                    r["backend"],
+                    r.get("ansatz", "binary"),
+                    _backend(r),
+                    _path(r),
+                    _fmt(r.get("amplitudes")),
                     _fmt(r.get("secondsPerEvaluation")),
+                    _fmt(r.get("secondsPerPass")),
+                    _fmt(r.get("passes"), ".1f"),
+                    _fmt(r.get("peakBytesPerAmplitude"), ".1f"),
+                    _fmt(r.get("estimateBytesPerAmplitude")),
                     _fmt(r.get("secondsSetup")),
-                    _mib(r.get("peakMemoryBytes")),
                     _fmt(r.get("probabilityOfOptimum"), ".2e"),
+                    _fmt(r.get("loadAverage")),
                     r.get("error", str(r.get("seed", "-"))),
                 )
                 for r in evaluations
             ],
         )
+        profiled = [r for r in evaluations if "profile" in r]
+        if profiled:
+            lines += [
+                "",
+                "Stages of one binary evaluation, in passes (call: a qsim call applying one gate: "
+                "copy in, SIMD reorder there and back, new buffer)",
+            ]
+            keys = (
+                "initialPhase",
+                "phase",
+                "backendCall",
+                "mixer",
+                "fusedGates",
+                "perGate",
+                "expectation",
+                "model",
+            )
+            lines += _grid(
+                ("QUBITS", "PATH", *(k.upper() for k in keys), "MEASURED"),
+                [
+                    (
+                        str(r["qubits"]),
+                        _path(r),
+                        *(_fmt(r["profile"][k], ".1f") for k in keys),
+                        _fmt(r.get("passes"), ".1f"),
+                    )
+                    for r in profiled
+                ],
+            )
+        notes = notes + sorted({r["fallback"] for r in evaluations if r.get("fallback")})
     if solves:
         lines += ["", "Solvers on the same instances (seconds to an answer verified exactly)"]
         lines += _grid(

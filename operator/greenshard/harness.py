@@ -9,6 +9,7 @@ solve, by solver name, by :func:`timed_solve`. Heavy imports (cirq, qsim) happen
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
 
 from greenshard import memory
 
@@ -44,22 +48,29 @@ def run_in_workers(
     work: Callable[[Task], Row],
     group: Callable[[Task], object] = lambda _: None,
     fresh_each: bool = False,
+    environment: Callable[[Task], dict[str, str]] | None = None,
 ) -> Iterator[tuple[Task, Row | None]]:
     """Each task's measured ``work`` in a spawned worker, in order: a new worker whenever
     ``group`` changes (so that no earlier size's memory stays resident), or for every task with
     ``fresh_each`` (where the peak cannot be reset). A worker that dies (out of memory) fails only
-    its task: its row is None."""
+    its task: its row is None. With ``environment``, a task's worker starts with that environment
+    (a new worker whenever it changes; this process's own is restored at the end)."""
     context = multiprocessing.get_context("spawn")
     pool: ProcessPoolExecutor | None = None
     current: object = None
+    saved = dict(os.environ)
     try:
         for task in tasks:
-            key = group(task)
+            env = environment(task) if environment is not None else None
+            key = (group(task), sorted(env.items()) if env is not None else None)
             if pool is not None and key != current:
                 pool.shutdown()
                 pool = None
             current = key
             if pool is None:
+                if env is not None:  # spawn copies this process's environment into the worker
+                    os.environ.clear()
+                    os.environ.update(env)
                 pool = ProcessPoolExecutor(
                     1, mp_context=context, max_tasks_per_child=1 if fresh_each else None
                 )
@@ -71,6 +82,9 @@ def run_in_workers(
     finally:
         if pool is not None:
             pool.shutdown()
+        if environment is not None:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def fits(qubits: int, available: int | None) -> bool:
@@ -96,28 +110,77 @@ def feasible_instances(
         yield s, problem, reference
 
 
+#: The ansätze an evaluation can time: the binary-encoded qubit circuit (qsim or cirq) and the
+#: one-hot XY-mixer ansatz simulated in its K**S subspace (numpy).
+ANSATZE = ("binary", "onehot")
+#: ``path`` of :func:`time_evaluation`: ``after`` is the default configuration; ``before`` the one
+#: it replaced (fused gates of 3 qubits, malloc without huge pages), kept so that one bench run
+#: can time both on the same machine.
+PATHS = ("before", "after")
+BEFORE_FUSED_GATE_SIZE = 3
+PASS_REPEAT = 3
+
+
+def time_pass(source: npt.NDArray[np.complex64], repeat: int = PASS_REPEAT) -> list[float]:
+    """Seconds of read+write passes over an array of ``source``'s size: numpy copies of it into
+    one new array, first touched before the timing (``repeat`` samples)."""
+    target = np.empty_like(source)
+    np.copyto(target, source)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        np.copyto(target, source)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def worker_environment(path: str) -> dict[str, str]:
+    """The environment of a worker that times ``path``: malloc with huge pages after, as
+    before without (glibc reads it when the worker starts)."""
+    if path == "before":
+        return memory.without_hugepage_malloc()
+    return memory.hugepage_malloc()
+
+
 @dataclass
 class Evaluation:
-    """A timed QAOA energy evaluation: the median seconds, the setup, and what it ran with."""
+    """A timed QAOA energy evaluation: the median seconds, the time of one read+write pass over a
+    state of the same size (timed in the same worker, before and after the evaluations), the peak
+    memory the evaluations reached, the setup, and what it ran with."""
 
     seconds: float
+    pass_seconds: float
     setup: float
     threads: int
-    engine: QAOAEngine
+    amplitudes: int
+    peak_bytes: int  # resident memory above the worker's before the setup, at the evaluations' peak
+    backend: str  # the backend that ran (qsim-gpu falls back to qsim)
+    fallback: str  # why it is not the one asked for ("" when it is)
+    engine: Any  # QAOAEngine (binary) or SubspaceSimulator (onehot)
     state: Any  # the last state prepared (complex64)
+    hugepages: bool = False  # whether the worker's malloc asked for transparent huge pages
+
+    @property
+    def passes(self) -> float:
+        """Seconds per evaluation in passes over the state: the ratio the issue's target is in."""
+        return self.seconds / self.pass_seconds
+
+    @property
+    def peak_bytes_per_amplitude(self) -> float:
+        return self.peak_bytes / self.amplitudes
 
 
-def time_evaluation(
+def make_evaluator(
     problem: model.Problem,
     depth: int,
+    ansatz: str = "binary",
     backend: str = "qsim",
     threads: int = 0,
     phase: str = "auto",
-    repeat: int = 3,
-) -> Evaluation:
-    """One QAOA energy evaluation at the default linear ramp (prepare the state on the backend,
-    then ``<psi|C|psi>``): the median of ``repeat`` after a warm-up, and the one-off setup
-    (cost diagonal and engine)."""
+    path: str = "after",
+) -> tuple[Any, Any, Any]:
+    """(engine, gammas, betas): what :func:`time_evaluation` times. ``engine.state(gammas, betas)``
+    prepares a state, ``engine.expectation(state)`` measures it."""
     from greenshard import hamiltonian  # noqa: PLC0415 (heavy: in the worker only)
     from greenshard.solvers import backends  # noqa: PLC0415
     from greenshard.solvers.qaoa.engine import QAOAEngine  # noqa: PLC0415
@@ -127,22 +190,132 @@ def time_evaluation(
     )
     from greenshard.solvers.qaoa.schedule import linear_ramp  # noqa: PLC0415
 
-    start = time.perf_counter()
-    ham = hamiltonian.CostHamiltonian(problem)
-    runner = backends.Backend(backends.BackendOptions(backend, threads))
-    engine = QAOAEngine(ham, depth, runner, phase)
-    setup = time.perf_counter() - start
+    if ansatz not in ANSATZE:
+        raise ValueError(f"unknown ansatz {ansatz!r}; use one of {', '.join(ANSATZE)}")
+    if path not in PATHS:
+        raise ValueError(f"unknown path {path!r}; use one of {', '.join(PATHS)}")
     gammas, betas = linear_ramp(depth, DEFAULT_RAMP_GAMMA, DEFAULT_RAMP_BETA)
-    engine.energy(gammas, betas)  # warm-up: first-touch page faults, thread start
+    if ansatz == "onehot":
+        from greenshard import subspace  # noqa: PLC0415
+        from greenshard.solvers import onehot  # noqa: PLC0415
+
+        return (
+            onehot.SubspaceSimulator(subspace.PlacementSpace(problem), threads=threads),
+            (gammas),
+            betas,
+        )
+    options = backends.BackendOptions(backend, threads)
+    if path == "before":
+        options = backends.BackendOptions(backend, threads, BEFORE_FUSED_GATE_SIZE)
+    ham = hamiltonian.CostHamiltonian(problem)
+    return QAOAEngine(ham, depth, backends.Backend(options), phase), gammas, betas
+
+
+def time_evaluation(
+    problem: model.Problem,
+    depth: int,
+    backend: str = "qsim",
+    threads: int = 0,
+    phase: str = "auto",
+    repeat: int = 3,
+    ansatz: str = "binary",
+    path: str = "after",
+) -> Evaluation:
+    """One QAOA energy evaluation at the default linear ramp (prepare the state, then
+    ``<psi|C|psi>``, as an optimiser's loop calls it): the median of ``repeat`` after a warm-up;
+    the median read+write pass over a state of the same size, timed before and after the
+    evaluations in this process; the peak memory of the evaluations above what the process held
+    before the setup; and the one-off setup (cost diagonal and engine)."""
+    before = memory.resident_bytes()
+    start = time.perf_counter()
+    engine, gammas, betas = make_evaluator(problem, depth, ansatz, backend, threads, phase, path)
+    setup = time.perf_counter() - start
+    reuse = ansatz == "binary" and path == "after"  # energy() keeps its last buffer for the next
+
+    def evaluate() -> float:
+        if reuse:
+            return float(engine.energy(gammas, betas))
+        return float(engine.expectation(engine.state(gammas, betas)))  # a new state each time
+
+    evaluate()  # warm-up: first touch, thread start
+    size = int(engine.cost.size) if ansatz == "binary" else int(engine.size)
+    scratch = np.zeros(size, dtype=np.complex64)
+    passes = time_pass(scratch)
+    del scratch
+    memory.reset_peak()
     times = []
-    state = None
     for _ in range(repeat):
-        state = None  # free the last state first: one evaluation's memory, not two
         start = time.perf_counter()
-        state = engine.state(gammas, betas)
-        engine.expectation(state)
+        evaluate()
         times.append(time.perf_counter() - start)
-    return Evaluation(statistics.median(times), setup, runner.options.cpu_threads(), engine, state)
+    peak = memory.peak_bytes() - before
+    if ansatz == "binary":
+        engine.release()
+    state = engine.state(gammas, betas)
+    passes += time_pass(state)
+    runner = getattr(engine, "backend", None)
+    return Evaluation(
+        seconds=statistics.median(times),
+        pass_seconds=statistics.median(passes),
+        setup=setup,
+        threads=engine.threads,
+        amplitudes=size,
+        peak_bytes=peak,
+        backend=runner.name if runner is not None else "numpy",
+        fallback=runner.fallback if runner is not None else "",
+        engine=engine,
+        state=state,
+        hugepages=memory.hugepage_malloc_active(),
+    )
+
+
+def profile_stages(
+    engine: QAOAEngine, state: npt.NDArray[np.complex64], reuse: bool = True
+) -> dict[str, float]:
+    """Where one binary evaluation (numpy phase, qsim mixer) spends its time, in passes over the
+    state (each stage timed once, right after a pass of the same size):
+
+    * ``initialPhase``: ``exp(-i gamma C)|+>`` written into a dead state's buffer (``reuse``, as
+      :meth:`QAOAEngine.energy` does) or into a new one (layer 1);
+    * ``phase``: ``state *= exp(-i gamma C)`` in place (layers 2..p; cos and sin of the cost);
+    * ``backendCall``: one backend call that applies a single gate: what every call costs before
+      its gates (qsim copies the state in, reorders it for its SIMD layout and back, and returns
+      a new buffer; 3 passes at best);
+    * ``mixer``: one mixer call, ``fusedGates`` gates; ``perGate`` = (mixer - call) / (gates - 1);
+    * ``expectation``: ``|psi|^2 . c``;
+    * ``model``: initialPhase + (p-1) phase + p mixer + expectation, to compare with ``passes``.
+    """
+    import cirq  # noqa: PLC0415 (heavy: in the worker only)
+
+    def timed(run: Callable[[], object]) -> float:
+        reference = statistics.median(time_pass(state, 1))
+        start = time.perf_counter()
+        run()
+        return (time.perf_counter() - start) / reference
+
+    depth = engine.depth
+    gates = -(-engine.n // max(1, engine.backend.options.max_fused_gate_size))
+    one_gate = cirq.Circuit(cirq.XPowGate(exponent=0.0).on(engine.qubits[0]))
+    beta = cirq.ParamResolver({engine.beta: -0.05})
+    spare = np.zeros_like(state) if reuse else None
+    stages = {
+        "initialPhase": timed(lambda: engine.initial_phase(0.1, spare)),
+        "phase": timed(lambda: engine.apply_phase(state, 0.0)),
+        "backendCall": timed(
+            lambda: engine.backend.run(one_gate, cirq.ParamResolver({}), engine.qubits, state)
+        ),
+        "mixer": timed(lambda: engine.backend.run(engine.mixer, beta, engine.qubits, state)),
+        "expectation": timed(lambda: engine.expectation(state)),
+    }
+    stages["fusedGates"] = float(gates)
+    stages["perGate"] = (stages["mixer"] - stages["backendCall"]) / max(1, gates - 1)
+    stages["model"] = (
+        stages["initialPhase"]
+        + (depth - 1) * stages["phase"]
+        + depth * stages["mixer"]
+        + stages["expectation"]
+    )
+    return stages
 
 
 def timed_solve(problem: model.Problem, config: SolverConfig) -> tuple[base.Solution, float]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from greenshard import cli
+from greenshard import cli, memory
 
 
 def test_bench_json_rows_have_the_documented_keys(capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,6 +27,13 @@ def test_bench_json_rows_have_the_documented_keys(capsys: pytest.CaptureFixture[
         assert row["secondsPerEvaluation"] > 0
         assert row["peakMemoryBytes"] > 2**20
         assert 0 < row["probabilityOfOptimum"] <= 1
+        assert row["amplitudes"] == 2 ** row["qubits"]
+        assert row["secondsPerPass"] > 0
+        assert row["passes"] == pytest.approx(row["secondsPerEvaluation"] / row["secondsPerPass"])
+        assert row["peakBytesPerAmplitude"] >= 0
+        assert row["estimateBytesPerAmplitude"] == memory.BYTES_PER_AMPLITUDE
+        assert row["path"] == "after"
+        assert row["ansatz"] == "binary"
 
 
 def test_bench_table_names_the_backends(capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,7 +43,7 @@ def test_bench_table_names_the_backends(capsys: pytest.CaptureFixture[str]) -> N
     )
     out, _ = capsys.readouterr()
     assert "SECONDS/EVAL" in out
-    assert any(line.split()[:2] == ["6", "qsim"] for line in out.splitlines())
+    assert any(line.split()[:3] == ["6", "binary", "qsim"] for line in out.splitlines())
 
 
 @pytest.mark.parametrize("qubits", ["abc", "8,x", "0", "99", "", "16,,-3"])
@@ -53,4 +60,48 @@ def test_bad_backend_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(["bench", "--backends", "qsim,gpu"])
     assert exc.value.code == 2
-    assert "qsim,cirq" in capsys.readouterr().err
+    assert "qsim,cirq,qsim-gpu" in capsys.readouterr().err
+
+
+def test_before_and_after_gpu_fallback_and_the_xy_ansatz_in_one_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--paths before,after times both configurations in workers started with and without huge
+    page malloc; qsim-gpu on a CPU-only wheel runs on the CPU and the table says so; --ansatz
+    onehot adds the XY-mixer ansatz with its own passes; --profile splits an evaluation."""
+    argv = ["bench", "--qubits", "10", "--depth", "2", "--repeat", "1", "--profile"]
+    argv += ["--backends", "qsim,qsim-gpu", "--ansatz", "binary,onehot", "--paths", "before,after"]
+    assert cli.main([*argv, "-o", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    got = {(r["backend"], r["ansatz"], r["path"]): r for r in rows}
+    assert set(got) == {
+        ("qsim", "binary", "before"),
+        ("qsim", "binary", "after"),
+        ("qsim-gpu", "binary", "before"),
+        ("qsim-gpu", "binary", "after"),
+        ("numpy", "onehot", "after"),
+    }
+    before, after = got["qsim", "binary", "before"], got["qsim", "binary", "after"]
+    assert (before["fusedGateSize"], after["fusedGateSize"]) == (3, 2)
+    assert before["hugepageMalloc"] is False
+    assert after["hugepageMalloc"] is True
+    assert before["probabilityOfOptimum"] == pytest.approx(after["probabilityOfOptimum"], rel=1e-4)
+    gpu = got["qsim-gpu", "binary", "after"]
+    assert gpu["ranOn"] == "qsim"
+    assert "CPU-only" in gpu["fallback"]
+    onehot = got["numpy", "onehot", "after"]
+    assert onehot["amplitudes"] == 4**5  # K**S: 5 shards on 4 pools
+    assert onehot["passes"] > 0
+    for row in (before, after):
+        stages = row["profile"]
+        assert stages["fusedGates"] == -(-10 // row["fusedGateSize"])
+        assert all(stages[k] > 0 for k in ("initialPhase", "phase", "mixer", "expectation"))
+    assert "profile" not in onehot
+
+    assert cli.main([*argv[:-4], "--paths", "before,after"]) == 0
+    table = capsys.readouterr().out
+    assert "qsim-gpu->qsim" in table
+    assert "note: backend qsim-gpu asked for" in table
+    assert "before (f3,4k)" in table and "after (f2,hp)" in table
+    assert "PASSES" in table and "PEAK B/AMP" in table
+    assert "INITIALPHASE" in table
