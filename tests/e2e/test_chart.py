@@ -103,7 +103,7 @@ def test_lint_fails_on_a_typo(cluster: Cluster) -> None:
 
 @pytest.mark.parametrize(
     ("qubits", "memory", "solver_gib"),
-    [(20, "576Mi", "0.3125"), (22, "768Mi", "0.5"), (24, "1536Mi", "1.25")],
+    [(20, "664Mi", "0.3984375"), (22, "736Mi", "0.46875"), (24, "1024Mi", "0.75")],
 )
 def test_memory_is_sized_from_the_qubit_budget(
     cluster: Cluster, qubits: int, memory: str, solver_gib: str
@@ -305,7 +305,7 @@ def test_upgrade_with_changed_values_and_uninstall(
         spec = cluster.get_json("deployment", deployment, namespace=namespace)["spec"]
         return spec["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
 
-    assert container()["resources"]["limits"]["memory"] == "576Mi"
+    assert container()["resources"]["limits"]["memory"] == "664Mi"
     default_pue = yaml.safe_load((CHART / "values.yaml").read_text())["gridProfile"]["spec"][
         "regions"
     ]["eu-north-1"]["pue"]
@@ -339,11 +339,11 @@ def test_upgrade_with_changed_values_and_uninstall(
     )
     status = cluster.helm("status", release, "-o", "json", namespace=namespace).stdout
     assert '"version":2' in status.replace(" ", "")
-    assert container()["resources"]["limits"]["memory"] == "768Mi"
-    assert container()["resources"]["requests"]["memory"] == "768Mi"
+    assert container()["resources"]["limits"]["memory"] == "736Mi"
+    assert container()["resources"]["requests"]["memory"] == "736Mi"
     env = {e["name"]: e.get("value") for e in container()["env"]}
     assert env["GREENSHARD_MAX_QUBITS"] == "22"
-    assert env["GREENSHARD_SOLVER_MEMORY_GIB"] == "0.5"
+    assert env["GREENSHARD_SOLVER_MEMORY_GIB"] == "0.46875"
     assert not [name for name in env if name.startswith("GREENSHARD_CARBON_SECRET")]
     # The provider's Secret, by name and only it.
     assert can_i(cluster, operator, namespace, "get", "secrets/carbon-key")

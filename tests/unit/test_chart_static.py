@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from greenshard import memory as greenshard_memory
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "greenshard"
 SYNC = ROOT / "hack" / "sync-chart-crds.sh"
@@ -226,7 +228,13 @@ def test_default_grid_profile_is_the_sample() -> None:
 def test_values_document_the_memory_formula() -> None:
     text = (CHART / "values.yaml").read_text()
     assert "2^solver.maxQubits * resources.memory.bytesPerAmplitude" in text
-    assert "20 qubits -> 512 + 64 = 576Mi" in text
+    assert "20 qubits -> 640 + 24 = 664Mi" in text
     memory = load_values()["resources"]["memory"]
-    assert (memory["baseMi"], memory["bytesPerAmplitude"]) == (512, 64)
-    assert memory["baseMi"] + (2**20 * memory["bytesPerAmplitude"] + 2**20 - 1) // 2**20 == 576
+    assert (memory["baseMi"], memory["bytesPerAmplitude"]) == (640, 24)
+    assert memory["baseMi"] + (2**20 * memory["bytesPerAmplitude"] + 2**20 - 1) // 2**20 == 664
+
+
+def test_the_chart_sizes_memory_with_the_one_estimate() -> None:
+    """The chart's bytes per amplitude is the figure the operator's bound and bench use."""
+    memory = load_values()["resources"]["memory"]
+    assert memory["bytesPerAmplitude"] == greenshard_memory.BYTES_PER_AMPLITUDE
