@@ -147,7 +147,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"node readiness, and spec.regions/spec.accelerators in {args.profile}"
         ) from exc
     try:
-        result = planner.plan(problem, config)
+        result = planner.decide(problem, config).plan
     except GreenShardError as exc:
         raise CliError(f"{args.file}: {exc}") from exc
     data = result.to_dict()

@@ -1,16 +1,24 @@
-"""plan(): the one orchestration that the CLI, the operator and the extender share.
+"""The one orchestration point: build -> solve -> verify -> baseline -> hysteresis/fallback.
 
-Problem -> solver -> Solution, plus the carbon-unaware baseline and the savings, and the whole
-answer as plain data (:meth:`Plan.to_dict`) for JSON, YAML and status.
+:func:`decide` is what the CLI calls: solve (the ``auto`` policy picks QAOA or the exact
+solver), add the carbon-unaware baseline, apply the operator's move rule against the current
+placement (:func:`keep_or_move`), and answer a :class:`Decision` that says why. The operator
+solves in a child process under a time bound (:func:`solve_within`, whose partial answers
+:func:`from_partial` turns into a plan that says why it is not the asked-for one), then applies
+the same move rule; the dynamic experiment applies it hour by hour. :meth:`Plan.to_dict` is the
+whole plan as plain data for JSON, YAML and status. Solvers only solve (each verifies its
+answer against the exact optimum).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from greenshard import model
+from greenshard import hamiltonian, model
+from greenshard.errors import DeadlineExceededError
 from greenshard.solvers import base, exact
 from greenshard.solvers.registry import SolverConfig, make_solver
 
@@ -117,16 +125,168 @@ def hysteresis(
     return saving < min_savings_percent, current, saving
 
 
+def solve(problem: model.Problem, config: SolverConfig) -> base.Solution:
+    """The solver ``config`` names; ``auto``: QAOA while the encoding fits in ``maxQubits``, the
+    exact solver beyond (the reason is in the solution's details)."""
+    if config.algorithm != "auto":
+        return make_solver(config).solve(problem)
+    qubits = hamiltonian.qubit_count(problem.num_shards, problem.num_pools)
+    if problem.num_pools == 1:
+        reason = "one candidate pool: nothing to optimise"
+    elif qubits > config.max_qubits:
+        reason = f"{qubits} qubits exceed maxQubits={config.max_qubits}; solved exactly instead"
+    else:
+        solution = make_solver(replace(config, algorithm="qaoa")).solve(problem)
+        return replace(
+            solution,
+            solver="auto",
+            details={
+                **solution.details,
+                "reason": f"{qubits} qubits within maxQubits={config.max_qubits}: QAOA",
+            },
+        )
+    start = time.perf_counter()
+    solution = exact.ExactSolver().solve(problem)
+    return replace(
+        solution,
+        solver="auto",
+        qubits=qubits,
+        wall_seconds=time.perf_counter() - start,
+        details={**solution.details, "reason": reason},
+    )
+
+
 def plan(problem: model.Problem, config: SolverConfig) -> Plan:
-    solution = make_solver(config).solve(problem)
-    return Plan(problem, solution, baseline(problem))
+    """Solve, and add the carbon-unaware baseline."""
+    return Plan(problem, solve(problem, config), baseline(problem))
 
 
-def plan_inputs(
+@dataclass(frozen=True)
+class Decision:
+    """What to apply, and why: the fresh plan, or the current placement kept by the move rule."""
+
+    plan: Plan  # to apply
+    fresh: Plan  # what solving found
+    kept_reason: str = ""  # why the current placement was kept ('' when it was not)
+
+    @property
+    def kept(self) -> bool:
+        return bool(self.kept_reason)
+
+    @property
+    def fallback_reason(self) -> str | None:
+        reason = self.plan.solution.details.get("fallbackReason")
+        return None if reason is None else str(reason)
+
+
+def keep_or_move(
+    fresh: Plan, previous: tuple[int, ...] | None, min_savings_percent: float
+) -> Decision:
+    """Keep ``previous`` unless it became infeasible or the fresh plan saves at least
+    ``min_savings_percent`` of its emissions (:func:`hysteresis`)."""
+    keep, current, saving = hysteresis(
+        fresh.problem, previous, fresh.solution.placement, fresh.emissions, min_savings_percent
+    )
+    if not keep or previous is None:
+        return Decision(fresh, fresh)
+    sol = fresh.solution
+    kept_solution = replace(
+        sol,
+        placement=previous,
+        emissions=current,
+        gap=base.relative_gap(current, sol.optimum) if sol.optimum is not None else None,
+        details={**sol.details, "keptCurrent": True},
+    )
+    reason = (
+        f"kept the current placement ({current:.3f} gCO2e/h): the new optimum "
+        f"({fresh.emissions:.3f}) would save {saving:.2f}%, below "
+        f"spec.carbon.minSavingsPercent={min_savings_percent:g}"
+    )
+    return Decision(replace(fresh, solution=kept_solution), fresh, reason)
+
+
+def decide(
+    problem: model.Problem,
+    config: SolverConfig,
+    previous: tuple[int, ...] | None = None,
+    min_savings_percent: float = 0.0,
+) -> Decision:
+    """Solve, add the baseline, then the move rule against ``previous`` (the operator passes a
+    plan made under its bounds to :func:`keep_or_move` instead)."""
+    return keep_or_move(plan(problem, config), previous, min_savings_percent)
+
+
+def decide_inputs(
     deployment: model.DeploymentSpec,
     nodes: Iterable[model.NodeInfo],
     profile: model.GridProfile,
     hour: int,
     config: SolverConfig,
-) -> Plan:
-    return plan(model.build_problem(deployment, nodes, profile, hour), config)
+) -> Decision:
+    """Build the problem from the three inputs at ``hour``, then :func:`decide`."""
+    return decide(model.build_problem(deployment, nodes, profile, hour), config)
+
+
+# ------------------------------------------------------------------ under a time bound
+
+
+def _needs_exact_first(problem: model.Problem, config: SolverConfig) -> bool:
+    """Whether the requested solver is something other than the exact one."""
+    if config.algorithm == "exact" or problem.num_pools == 1:
+        return False
+    if config.algorithm == "auto":
+        return hamiltonian.qubit_count(problem.num_shards, problem.num_pools) <= config.max_qubits
+    return True
+
+
+def solve_within(
+    problem: model.Problem, config: SolverConfig, deadline: float, send: Callable[[Any], None]
+) -> None:
+    """Every solve of one plan under ``deadline`` (time.monotonic()); ``send`` gets each answer
+    as it comes: ("incumbent", first feasible, first feasible carbon-unaware), ("fallback", the
+    exact solution) when another solver was asked for, ("solution", its solution), ("ok", the
+    plan). :func:`from_partial` makes a plan of what came before a stop."""
+    with exact.time_bound(deadline):
+        unaware = problem.with_unit_intensity()
+        send(("incumbent", exact.first_feasible(problem), exact.first_feasible(unaware)))
+        if _needs_exact_first(problem, config):
+            send(("fallback", exact.ExactSolver().solve(problem)))
+        solution = solve(problem, config)
+        send(("solution", solution))
+        send(("ok", Plan(problem, solution, baseline(problem))))
+
+
+def with_reason(plan: Plan, solution: base.Solution, reason: str) -> Plan:
+    """``plan`` with ``solution``, whose details say why it is not the asked-for answer."""
+    solution = replace(solution, details={**solution.details, "fallbackReason": reason})
+    return replace(plan, solution=solution)
+
+
+def bound_note(solution: base.Solution, reason: str) -> str:
+    """``reason``, and what the answer is worth when a bound stopped the search."""
+    if solution.gap is None:
+        return f"{reason}; best placement found so far, gap unknown"
+    if solution.gap > 0:
+        return f"{reason}; best placement found so far, within {solution.gap:.3%} of the optimum"
+    return reason
+
+
+def from_partial(problem: model.Problem, got: Mapping[str, Any], reason: str) -> Plan:
+    """A plan from what :func:`solve_within` sent before it was stopped: the requested solver's
+    answer, else the exact one (proven, or its best so far with the MILP's gap), else the first
+    feasible placement (gap unknown). The baseline is the carbon-unaware first feasible
+    placement when its exact solve did not finish."""
+    incumbent, unaware = got.get("incumbent", (None, None))
+    solution: base.Solution | None = None
+    if "solution" in got:
+        solution = got["solution"][0]
+    elif "fallback" in got:
+        solution = got["fallback"][0]
+    elif incumbent is not None:
+        solution = base.make_solution(problem, incumbent, "first-feasible", "incumbent")
+    if solution is None:
+        raise DeadlineExceededError(f"no feasible placement found in time: {reason}")
+    note = bound_note(solution, reason)
+    baseline_placement = unaware if unaware is not None else solution.placement
+    unaware_solution = base.make_solution(problem, baseline_placement, "baseline", "baseline")
+    return with_reason(Plan(problem, solution, unaware_solution), solution, note)

@@ -45,7 +45,7 @@ def test_same_seed_same_answer(algorithm: str) -> None:
 
 def test_auto_goes_exact_beyond_max_qubits_and_says_why() -> None:
     problem = random_problem(np.random.default_rng(2), 8, 4)  # 16 qubits
-    solution = make_solver(SolverConfig(algorithm="auto", max_qubits=10)).solve(problem)
+    solution = planner.solve(problem, SolverConfig(algorithm="auto", max_qubits=10))
     assert solution.method.startswith("exact-")
     assert solution.qubits == 16
     assert solution.details["reason"] == "16 qubits exceed maxQubits=10; solved exactly instead"

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from greenshard import model, parsing, planner
+from greenshard.k8s import conditions, loop, observe, resources, workloads
 from greenshard.k8s import controller as ctl
-from greenshard.k8s import resources, workloads
 from greenshard.solvers.registry import SolverConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
 class FakeApi:
     """Applies writes to the caches, as the watch events would."""
 
-    def __init__(self, caches: ctl.Caches) -> None:
+    def __init__(self, caches: observe.Caches) -> None:
         self.caches = caches
         self.writes: list[tuple[str, Any]] = []
         self.events: list[tuple[str, str]] = []
@@ -49,7 +49,7 @@ class FakeApi:
     async def create_deployment(self, manifest: dict[str, Any]) -> None:
         self.writes.append(("create", manifest["metadata"]["name"]))
         owner = manifest["metadata"]["labels"][workloads.DEPLOYMENT_LABEL]
-        facts = ctl.deployment_facts(
+        facts = observe.deployment_facts(
             {
                 **manifest,
                 "metadata": {**manifest["metadata"], "generation": 1, "resourceVersion": "1"},
@@ -64,7 +64,7 @@ class FakeApi:
         owner = manifest["metadata"]["labels"][workloads.DEPLOYMENT_LABEL]
         shards = self.caches.shards[(manifest["metadata"]["namespace"], owner)]
         old = shards[manifest["metadata"]["name"]]
-        shards[manifest["metadata"]["name"]] = ctl.deployment_facts(
+        shards[manifest["metadata"]["name"]] = observe.deployment_facts(
             {
                 **manifest,
                 "metadata": {**manifest["metadata"], "generation": old["generation"] + 1},
@@ -94,7 +94,7 @@ class FakeApi:
                 }
 
 
-class InlinePlanner:
+class InlineSolver:
     async def plan(self, problem: model.Problem, config: SolverConfig) -> planner.Plan:
         return planner.plan(problem, config)
 
@@ -122,8 +122,10 @@ def infd(**spec_changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def world() -> tuple[ctl.Controller, FakeApi, Clock]:
-    nodes = {n["metadata"]["name"]: ctl.node_facts(n) for n in load("examples/nodes.yaml")["items"]}
-    caches = ctl.Caches(
+    nodes = {
+        n["metadata"]["name"]: observe.node_facts(n) for n in load("examples/nodes.yaml")["items"]
+    }
+    caches = observe.Caches(
         nodes=nodes,
         profiles={"default": load("crds/samples/gridprofile.yaml")},
         infds={KEY: infd()},
@@ -131,7 +133,7 @@ def world() -> tuple[ctl.Controller, FakeApi, Clock]:
     )
     api = FakeApi(caches)
     clock = Clock()
-    controller = ctl.Controller(api, InlinePlanner(), hour=lambda: 12, clock=clock)
+    controller = ctl.Controller(api, InlineSolver(), hour=lambda: 12, clock=clock)
     controller.attach(caches)
     return controller, api, clock
 
@@ -148,13 +150,13 @@ def test_create_plans_applies_and_reports(world: Any) -> None:
     controller, api, _ = world
     run(controller)
     body = api.caches.infds[KEY]
-    expected = planner.plan_inputs(
+    expected = planner.decide_inputs(
         parsing.parse_deployment(body),
         parsing.parse_nodes(load("examples/nodes.yaml")),
         parsing.parse_grid_profile(load("crds/samples/gridprofile.yaml")),
         12,
         SolverConfig(algorithm="exact"),
-    ).to_dict()
+    ).plan.to_dict()
     status = body["status"]
     assert [r["pool"] for r in status["placement"]] == [r["pool"] for r in expected["placement"]]
     assert status["emissions"]["gramsPerHour"] == pytest.approx(
@@ -310,22 +312,23 @@ def test_errors_become_degraded_with_an_event(
 
 def test_status_patch_removes_stale_nested_keys() -> None:
     current = {"solver": {"method": "exact", "fallbackReason": "old"}, "placement": [1]}
-    assert resources.status_patch(current, {"solver": {"method": "exact"}}) == {
+    assert loop.status_patch(current, {"solver": {"method": "exact"}}) == {
         "solver": {"fallbackReason": None}
     }
     assert (
-        resources.status_patch(current, {"solver": {"method": "exact", "fallbackReason": "old"}})
-        is None
+        loop.status_patch(current, {"solver": {"method": "exact", "fallbackReason": "old"}}) is None
     )
 
 
 def test_conditions_keep_transition_time_until_status_changes() -> None:
-    first = resources.merge_conditions([], [resources.Condition("Ready", False, "A", "a")], 1, "t1")
-    same = resources.merge_conditions(
-        first, [resources.Condition("Ready", False, "B", "b")], 2, "t2"
+    first = conditions.merge_conditions(
+        [], [conditions.Condition("Ready", False, "A", "a")], 1, "t1"
     )
-    flipped = resources.merge_conditions(
-        same, [resources.Condition("Ready", True, "C", "c")], 2, "t3"
+    same = conditions.merge_conditions(
+        first, [conditions.Condition("Ready", False, "B", "b")], 2, "t2"
+    )
+    flipped = conditions.merge_conditions(
+        same, [conditions.Condition("Ready", True, "C", "c")], 2, "t3"
     )
     assert [c["lastTransitionTime"] for c in (first[0], same[0], flipped[0])] == ["t1", "t1", "t3"]
     assert same[0]["observedGeneration"] == 2

@@ -6,25 +6,28 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_controller import KEY, Clock, FakeApi, InlinePlanner, condition, infd, load, run
+from test_controller import KEY, Clock, FakeApi, InlineSolver, condition, infd, load, run
 
 from greenshard import model, planner
 from greenshard.k8s import controller as ctl
+from greenshard.k8s import observe
 from greenshard.k8s.errors import KubeError
 from greenshard.solvers.registry import SolverConfig
 
 
 @pytest.fixture
 def world() -> tuple[ctl.Controller, FakeApi, Clock]:
-    nodes = {n["metadata"]["name"]: ctl.node_facts(n) for n in load("examples/nodes.yaml")["items"]}
-    caches = ctl.Caches(
+    nodes = {
+        n["metadata"]["name"]: observe.node_facts(n) for n in load("examples/nodes.yaml")["items"]
+    }
+    caches = observe.Caches(
         nodes=nodes,
         profiles={"default": load("crds/samples/gridprofile.yaml")},
         infds={KEY: infd()},
         shards={},
     )
     api = FakeApi(caches)
-    controller = ctl.Controller(api, InlinePlanner(), hour=lambda: 12, clock=Clock())
+    controller = ctl.Controller(api, InlineSolver(), hour=lambda: 12, clock=Clock())
     controller.attach(caches)
     return controller, api, controller.clock
 
@@ -32,7 +35,7 @@ def world() -> tuple[ctl.Controller, FakeApi, Clock]:
 class FlakyApi(FakeApi):
     """FakeApi whose named calls fail while ``failing`` holds them."""
 
-    def __init__(self, caches: ctl.Caches) -> None:
+    def __init__(self, caches: observe.Caches) -> None:
         super().__init__(caches)
         self.failing: dict[str, int] = {}  # call -> HTTP status
         self.attempts: dict[str, int] = {}

@@ -10,7 +10,7 @@ import pytest
 
 import factories
 from greenshard import instances, model, planner
-from greenshard.k8s import resources, solving
+from greenshard.k8s import report, solving
 from greenshard.solvers import exact
 from greenshard.solvers.registry import SolverConfig
 
@@ -39,7 +39,7 @@ def test_past_the_time_bound_the_best_answer_so_far_is_used_and_says_why() -> No
     reason = plan.solution.details["fallbackReason"]
     assert "ran past the 0.05 s solver time bound" in reason
     assert plan.solution.method != "qaoa-sample"
-    condition = resources.optimized_condition(plan)
+    condition = report.optimized_condition(plan)
     if plan.solution.gap == 0.0:  # the exact answer came in time
         assert plan.solution.method.startswith("exact-")
         assert condition.reason == "ExactFallback"
@@ -47,7 +47,7 @@ def test_past_the_time_bound_the_best_answer_so_far_is_used_and_says_why() -> No
         assert condition.reason == "BestWithinBound"
         assert "gap unknown" in reason or "within" in reason
     assert "ran past" in condition.message
-    status = resources.plan_status(plan, [f"x-{i}" for i in range(problem.num_shards)], "t")
+    status = report.plan_status(plan, [f"x-{i}" for i in range(problem.num_shards)], "t")
     assert status["solver"]["fallbackReason"] == reason
 
 

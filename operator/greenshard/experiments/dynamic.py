@@ -156,12 +156,8 @@ def moves(a: tuple[int, ...], b: tuple[int, ...]) -> int:
 def with_hysteresis(day: Day, threshold: float) -> list[tuple[int, ...]]:
     current = day.plans[0].solution.placement
     out = [current]
-    for problem, plan in zip(day.problems[1:], day.plans[1:], strict=True):
-        keep, _, _ = planner.hysteresis(
-            problem, current, plan.solution.placement, plan.emissions, threshold
-        )
-        if not keep:
-            current = plan.solution.placement
+    for plan in day.plans[1:]:
+        current = planner.keep_or_move(plan, current, threshold).plan.solution.placement
         out.append(current)
     return out
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,8 +29,10 @@ from greenshard.carbon import errors as carbon_errors
 from greenshard.carbon import spec as provider_spec
 from greenshard.carbon import status as carbon_status
 from greenshard.errors import GreenShardError
-from greenshard.k8s import controller, resources
+from greenshard.k8s import resources
+from greenshard.k8s.conditions import Condition, merge_conditions, now_iso
 from greenshard.k8s.errors import KubeError
+from greenshard.k8s.loop import Loop, PatchGate, fingerprint, first
 
 log = structlog.get_logger("greenshard.gridprofiles")
 
@@ -52,18 +53,10 @@ class _State:
     due: float = float("-inf")
     failures: int = 0
     provider: readings.Provider | None = None
-    gate: resources.PatchGate = field(default_factory=resources.PatchGate)
+    gate: PatchGate = field(default_factory=PatchGate)
 
 
-def _first(value: Any) -> Any:
-    if isinstance(value, Mapping) or value is None:
-        return value
-    for item in value:
-        return item
-    return None
-
-
-class Refresher:
+class Refresher(Loop):
     def __init__(
         self,
         api: Api,
@@ -72,25 +65,17 @@ class Refresher:
         make_provider: Callable[..., readings.Provider] = adapters.make_provider,
         metrics: Metrics | None = None,
     ) -> None:
+        super().__init__(clock)
         self.api = api
         self.metrics = metrics
-        self.clock = clock
         self.now = now
         self.make_provider = make_provider
         self.profiles: Mapping[str, Any] = {}
         self.states: dict[str, _State] = {}
-        self.wake = asyncio.Event()
-        self.heartbeat = clock()
 
     def attach(self, profiles: Mapping[str, Any]) -> None:
         self.profiles = profiles
         self.wake.set()
-
-    async def run(self, stopped: asyncio.Event, idle_seconds: float = 1.0) -> None:
-        while not stopped.is_set():
-            self.heartbeat = self.clock()
-            await self.pass_all()
-            await controller.idle(self.wake, stopped, idle_seconds)
 
     async def pass_all(self) -> None:
         names = sorted(self.profiles.keys())
@@ -98,7 +83,7 @@ class Refresher:
             if name not in self.profiles:
                 del self.states[name]
         for name in names:
-            body = _first(self.profiles.get(name))
+            body = first(self.profiles.get(name))
             if body is None:
                 continue
             try:
@@ -114,7 +99,7 @@ class Refresher:
         spec = body.get("spec") or {}
         status = body.get("status") or {}
         generation = int((body.get("metadata") or {}).get("generation", 1))
-        fp = _fingerprint(spec.get("provider"), spec.get("regions"))
+        fp = fingerprint(spec.get("provider"), spec.get("regions"))
         if fp != state.fingerprint:
             state.fingerprint, state.due, state.failures, state.provider = fp, -1e300, 0, None
         if self.clock() < state.due:
@@ -226,11 +211,11 @@ class Refresher:
         fresh: tuple[bool, str, str],
         degraded: tuple[bool, str, str],
     ) -> list[dict[str, Any]]:
-        return resources.merge_conditions(
+        return merge_conditions(
             status.get("conditions") or [],
-            [resources.Condition("Fresh", *fresh), resources.Condition("Degraded", *degraded)],
+            [Condition("Fresh", *fresh), Condition("Degraded", *degraded)],
             generation,
-            resources.now_iso(),
+            now_iso(),
         )
 
     async def _write(
@@ -241,16 +226,11 @@ class Refresher:
         wanted: Mapping[str, Any],
         result: str,
     ) -> str:
-        patch = state.gate.due(status, wanted, self.clock())
-        if patch is None:
-            return result
-        await self.api.patch_gp_status(name, patch)
-        state.gate.sent(patch, self.clock())
+        async def send(patch: dict[str, Any]) -> None:
+            await self.api.patch_gp_status(name, patch)
+
+        await state.gate.write(status, wanted, self.clock, send)
         return result
-
-
-def _fingerprint(*parts: Any) -> str:
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def _redacted(cond: tuple[bool, str, str], key: str | None) -> tuple[bool, str, str]:

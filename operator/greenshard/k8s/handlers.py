@@ -16,7 +16,7 @@ import kopf
 
 from greenshard import carbon
 from greenshard.k8s import controller as ctl
-from greenshard.k8s import gridprofiles, kube, resources, solving, workloads
+from greenshard.k8s import gridprofiles, kube, observe, resources, solving, workloads
 from greenshard.k8s.metrics import Metrics
 
 LOOP_STALE_SECONDS = 120.0
@@ -110,7 +110,7 @@ def controller_loop(memo: kopf.Memo, **_: Any) -> str:
 @kopf.index("", "v1", "nodes")
 def node_index(name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, Any]:
     _wake(memo)
-    return {name: ctl.node_facts(body)}
+    return {name: observe.node_facts(body)}
 
 
 @kopf.index(resources.GROUP, resources.VERSION, resources.GP_PLURAL)
@@ -162,7 +162,7 @@ def shard_index(
     **_: Any,
 ) -> dict[Any, Any]:
     _wake(memo)
-    return {(namespace, labels[workloads.DEPLOYMENT_LABEL]): {name: ctl.deployment_facts(body)}}
+    return {(namespace, labels[workloads.DEPLOYMENT_LABEL]): {name: observe.deployment_facts(body)}}
 
 
 @kopf.on.event(resources.GROUP, resources.VERSION, resources.INFD_PLURAL)
@@ -173,7 +173,7 @@ def attach(memo: kopf.Memo, **kwargs: Any) -> None:
         return
     if not ctrl.attached:
         ctrl.attach(
-            ctl.Caches(
+            observe.Caches(
                 nodes=kwargs["node_index"],
                 profiles=kwargs["profile_index"],
                 infds=kwargs["infd_index"],

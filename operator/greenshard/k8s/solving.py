@@ -28,32 +28,10 @@ from greenshard.errors import (
     InfeasibleError,
     NoCandidatePoolError,
 )
-from greenshard.solvers import base, exact
-from greenshard.solvers.registry import SolverConfig, make_solver
+from greenshard.solvers.registry import SolverConfig
 
 START_SECONDS = 120.0  # a fresh child imports numpy, scipy, cirq and qsim before it starts
 GRACE_SECONDS = 0.5  # for the child's last message after its own deadline
-
-
-def _needs_exact_first(problem: model.Problem, config: SolverConfig) -> bool:
-    """Whether the requested solver is something other than the exact one."""
-    if config.algorithm == "exact" or problem.num_pools == 1:
-        return False
-    if config.algorithm == "auto":
-        return hamiltonian.qubit_count(problem.num_shards, problem.num_pools) <= config.max_qubits
-    return True
-
-
-def solve_within(problem: model.Problem, config: SolverConfig, deadline: float, send: Any) -> None:
-    """Every solve of one plan under ``deadline``; ``send`` gets each answer as it comes."""
-    with exact.time_bound(deadline):
-        unaware = problem.with_unit_intensity()
-        send(("incumbent", exact.first_feasible(problem), exact.first_feasible(unaware)))
-        if _needs_exact_first(problem, config):
-            send(("fallback", exact.ExactSolver().solve(problem)))
-        solution = make_solver(config).solve(problem)
-        send(("solution", solution))
-        send(("ok", planner.Plan(problem, solution, planner.baseline(problem))))
 
 
 def _worker(conn: Connection) -> None:  # pragma: no cover - runs in the child
@@ -68,7 +46,7 @@ def _worker(conn: Connection) -> None:  # pragma: no cover - runs in the child
         problem, config, seconds = message
         conn.send(("started",))
         try:
-            solve_within(problem, config, time.monotonic() + seconds, conn.send)
+            planner.solve_within(problem, config, time.monotonic() + seconds, conn.send)
         except DeadlineExceededError as exc:
             conn.send(("deadline", str(exc)))
         except GreenShardError as exc:
@@ -202,9 +180,11 @@ class SolverRunner:
                         "time bound"
                     )
                     why = "; ".join(r for r in (reason, bound) if r)
-                    return _with_reason(plan, plan.solution, _note(plan.solution, why))
+                    return planner.with_reason(
+                        plan, plan.solution, planner.bound_note(plan.solution, why)
+                    )
                 if reason:  # QAOA did not fit: the exact solver answered in its place
-                    plan = _with_reason(plan, plan.solution, reason)
+                    plan = planner.with_reason(plan, plan.solution, reason)
                 return plan
             elif kind == "domain":
                 raise _domain_error(reply[1], reply[2])
@@ -216,38 +196,4 @@ class SolverRunner:
             else:
                 stop = f"{config.algorithm} failed ({reply[1]}: {reply[2]})"
                 break
-        return _best_received(problem, got, "; ".join(r for r in (reason, stop) if r))
-
-
-def _with_reason(plan: planner.Plan, solution: base.Solution, reason: str) -> planner.Plan:
-    solution = replace(solution, details={**solution.details, "fallbackReason": reason})
-    return replace(plan, solution=solution)
-
-
-def _note(solution: base.Solution, reason: str) -> str:
-    if solution.gap is None:
-        return f"{reason}; best placement found so far, gap unknown"
-    if solution.gap > 0:
-        return f"{reason}; best placement found so far, within {solution.gap:.3%} of the optimum"
-    return reason
-
-
-def _best_received(problem: model.Problem, got: dict[str, Any], reason: str) -> planner.Plan:
-    """A plan from what the child sent before it was stopped: the requested solver's answer,
-    else the exact one (proven, or its best so far with the MILP's gap), else the first
-    feasible placement (gap unknown). The baseline is the carbon-unaware first feasible
-    placement when its exact solve did not finish."""
-    incumbent, unaware = got.get("incumbent", (None, None))
-    solution: base.Solution | None = None
-    if "solution" in got:
-        solution = got["solution"][0]
-    elif "fallback" in got:
-        solution = got["fallback"][0]
-    elif incumbent is not None:
-        solution = base.make_solution(problem, incumbent, "first-feasible", "incumbent")
-    if solution is None:
-        raise DeadlineExceededError(f"no feasible placement found in time: {reason}")
-    note = _note(solution, reason)
-    baseline_placement = unaware if unaware is not None else solution.placement
-    baseline = base.make_solution(problem, baseline_placement, "baseline", "baseline")
-    return _with_reason(planner.Plan(problem, solution, baseline), solution, note)
+        return planner.from_partial(problem, got, "; ".join(r for r in (reason, stop) if r))

@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from greenshard import model
+from greenshard import model, planner
 
 DEPLOYMENT_LABEL = "greenshard.io/deployment"
 SHARD_LABEL = "greenshard.io/shard"
@@ -138,3 +138,30 @@ def shard_deployment(
     }
     manifest["metadata"]["annotations"][HASH_ANNOTATION] = spec_hash(manifest)
     return manifest
+
+
+def shard_names(owner_name: str, plan: planner.Plan) -> list[str]:
+    """The Deployment name of each shard of ``plan``, in shard order."""
+    return [shard_name(owner_name, s.index) for s in plan.problem.shards]
+
+
+def desired_deployments(
+    owner: Mapping[str, Any],
+    template: Mapping[str, Any] | None,
+    plan: planner.Plan,
+    replicas: int,
+    selector: model.LabelSelector,
+) -> list[dict[str, Any]]:
+    """One Deployment per shard of ``plan``, pinned to the pool the plan puts it on."""
+    return [
+        shard_deployment(
+            owner,
+            template,
+            shard,
+            len(plan.problem.shards),
+            plan.problem.pools[k],
+            replicas,
+            selector,
+        )
+        for shard, k in zip(plan.problem.shards, plan.solution.placement, strict=True)
+    ]

@@ -1,15 +1,15 @@
 """Every solver by name: :func:`make_solver` is the one place a name becomes a solver.
 
 ``ALGORITHMS`` are the names a user may ask for (CLI ``--solver``, InferenceDeployment
-``spec.solver.algorithm``); the registry also holds the exact solver's methods by name
+``spec.solver.algorithm``); ``auto`` is not a solver but the planner's policy
+(:func:`greenshard.planner.solve`). The registry also holds the exact solver's methods by name
 (``bruteforce``, ``milp``) that the benchmark and the experiments compare.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from greenshard import hamiltonian, model
 from greenshard.errors import GreenShardError
@@ -32,42 +32,6 @@ class SolverConfig:
     optimizer: str = "none"
     max_evaluations: int = 20
     threads: int = 0  # QAOA's CPU threads; 0: every available core
-
-
-@dataclass
-class AutoSolver:
-    """QAOA while the encoding fits in ``max_qubits``, the exact solver beyond; says why."""
-
-    config: SolverConfig
-    name: str = "auto"
-
-    def solve(self, problem: model.Problem) -> base.Solution:
-        qubits = hamiltonian.qubit_count(problem.num_shards, problem.num_pools)
-        if problem.num_pools == 1:
-            reason = "one candidate pool: nothing to optimise"
-        elif qubits > self.config.max_qubits:
-            reason = (
-                f"{qubits} qubits exceed maxQubits={self.config.max_qubits}; solved exactly instead"
-            )
-        else:
-            solution = _qaoa(self.config).solve(problem)
-            return replace(
-                solution,
-                solver="auto",
-                details={
-                    **solution.details,
-                    "reason": f"{qubits} qubits within maxQubits={self.config.max_qubits}: QAOA",
-                },
-            )
-        start = time.perf_counter()
-        solution = exact.ExactSolver().solve(problem)
-        return replace(
-            solution,
-            solver="auto",
-            qubits=qubits,
-            wall_seconds=time.perf_counter() - start,
-            details={**solution.details, "reason": reason},
-        )
 
 
 @dataclass
@@ -112,7 +76,6 @@ def _qaoa(config: SolverConfig) -> QAOASolver:
 
 
 REGISTRY: Mapping[str, Callable[[SolverConfig], base.Solver]] = {
-    "auto": AutoSolver,
     "qaoa": BoundedQAOA,
     "exact": lambda _: exact.ExactSolver(),
     "bruteforce": lambda _: exact.ExactSolver("bruteforce"),
@@ -125,5 +88,8 @@ REGISTRY: Mapping[str, Callable[[SolverConfig], base.Solver]] = {
 def make_solver(config: SolverConfig) -> base.Solver:
     factory = REGISTRY.get(config.algorithm)
     if factory is None:
-        raise ValueError(f"unknown solver {config.algorithm!r}; use one of {', '.join(ALGORITHMS)}")
+        raise ValueError(
+            f"unknown solver {config.algorithm!r}; use one of {', '.join(REGISTRY)} "
+            "(auto is the planner's choice: greenshard.planner.solve)"
+        )
     return factory(config)

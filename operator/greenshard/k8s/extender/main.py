@@ -26,7 +26,7 @@ def run(
     hour: int | None = None,
 ) -> int:
     from greenshard.k8s import kube  # noqa: PLC0415
-    from greenshard.k8s.runner import configure_logging  # noqa: PLC0415
+    from greenshard.k8s.logs import configure_logging  # noqa: PLC0415
 
     configure_logging(log_format)
     metrics = ExtenderMetrics()
