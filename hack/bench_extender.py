@@ -81,7 +81,7 @@ def serve(nodes: int, port_queue: Any) -> None:
     from greenshard.k8s.extender.scoring import Extender  # noqa: PLC0415
     from greenshard.k8s.extender.server import Server  # noqa: PLC0415
     from greenshard.k8s.extender.state import ClusterState  # noqa: PLC0415
-    from greenshard.k8s.runner import configure_logging  # noqa: PLC0415
+    from greenshard.k8s.logs import configure_logging  # noqa: PLC0415
 
     configure_logging("json")  # as `greenshard extender` serves: INFO, JSON lines
     profile = yaml.safe_load((ROOT / "crds/samples/gridprofile.yaml").read_text())

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from test_controller import KEY, FakeApi, InlinePlanner, load
+from test_controller import KEY, FakeApi, InlineSolver, load
 
 from greenshard.k8s import controller as ctl
+from greenshard.k8s import observe
 from greenshard.k8s.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,12 +28,14 @@ def sample(metrics: Metrics, series: str, **labels: str) -> float | None:
 
 @pytest.fixture
 def setup() -> tuple[ctl.Controller, FakeApi, Metrics]:
-    nodes = {n["metadata"]["name"]: ctl.node_facts(n) for n in load("examples/nodes.yaml")["items"]}
+    nodes = {
+        n["metadata"]["name"]: observe.node_facts(n) for n in load("examples/nodes.yaml")["items"]
+    }
     doc = load("crds/samples/llama-70b.yaml")
     doc["metadata"] = {"name": "llama", "namespace": "ml", "uid": "u-1", "generation": 1}
     doc["spec"]["solver"] = {"algorithm": "exact"}
     doc["spec"]["template"] = {"spec": {"containers": [{"name": "s", "image": "pause"}]}}
-    caches = ctl.Caches(
+    caches = observe.Caches(
         nodes=nodes,
         profiles={"default": load("crds/samples/gridprofile.yaml")},
         infds={KEY: doc},
@@ -40,7 +43,7 @@ def setup() -> tuple[ctl.Controller, FakeApi, Metrics]:
     )
     api = FakeApi(caches)
     metrics = Metrics(CollectorRegistry())
-    controller = ctl.Controller(api, InlinePlanner(), metrics, hour=lambda: 12)
+    controller = ctl.Controller(api, InlineSolver(), metrics, hour=lambda: 12)
     controller.attach(caches)
     return controller, api, metrics
 
