@@ -294,6 +294,7 @@ def run_tasks(tasks: list[Task]) -> Iterator[dict[str, Any]]:
         run_task,
         group=lambda t: (t.path, t.qubits),
         fresh_each=fresh,
+        label="bench",
         environment=lambda t: harness.worker_environment(t.path),
     ):
         yield row or {**_identity(task), "error": "the worker process died (out of memory?)"}

@@ -1,4 +1,10 @@
-"""The `greenshard` command: plan | bench (and, from the operator package, run | extender)."""
+"""The `greenshard` command: plan | bench | experiment | intensity | run | extender.
+
+Exit status (README "Command line"): 0 success; 1 a runtime failure (a provider that does not
+answer, the cluster unreachable, a file that cannot be written); 2 a usage or input error (a bad
+flag, an unreadable or invalid file: fix the command or the input); 130 interrupted. Errors are
+one line on stderr, never a traceback. ``-f -`` (or any input path ``-``) reads stdin.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +23,27 @@ from greenshard import bench, carbon, model, parsing, planner
 from greenshard.errors import GreenShardError, InputError
 from greenshard.solvers.registry import ALGORITHMS, DEFAULT_MAX_QUBITS, SolverConfig
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
+STDIN = "-"
 
 
 class CliError(Exception):
-    """One line for stderr; the command exits with status 2."""
+    """A usage or input error: one line for stderr; the command exits with status 2."""
+
+
+class CliRuntimeError(Exception):
+    """The inputs were fine but the work failed: one line for stderr; exit status 1."""
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError  # noqa: PLC0415
+    from importlib.metadata import version as package_version  # noqa: PLC0415
+
+    try:
+        return package_version("greenshard")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without an install
+        return "unknown"
 
 
 MAX_INPUT_BYTES = 32 * 2**20  # a 5000-node `kubectl get nodes -o yaml` is about 25 MiB
@@ -30,11 +52,20 @@ MAX_YAML_DEPTH = 64  # Kubernetes objects nest about 12 deep
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster when built
 
 
+_stdin: list[bytes] = []  # stdin's bytes once read (a command may parse its input twice)
+
+
 def read_text(path: str) -> str:
-    """A file's text: at most MAX_INPUT_BYTES of UTF-8, or a one-line CliError."""
+    """A file's text (PATH "-": stdin): at most MAX_INPUT_BYTES of UTF-8, or a one-line
+    CliError."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_INPUT_BYTES + 1)
+        if path == STDIN:
+            if not _stdin:
+                _stdin.append(sys.stdin.buffer.read(MAX_INPUT_BYTES + 1))
+            data = _stdin[0]
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_INPUT_BYTES + 1)
     except OSError as exc:
         raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     if len(data) > MAX_INPUT_BYTES:
@@ -248,7 +279,7 @@ def cmd_intensity(args: argparse.Namespace) -> int:
     for region in sorted(outcomes):
         outcome = outcomes[region]
         if isinstance(outcome, carbon_errors.ProviderError):
-            raise CliError(
+            raise CliRuntimeError(
                 f"{args.profile}: region {region} ({pspec.type} zone {zones[region]!r}): "
                 + carbon_status.redact(outcome.message, key)
             )
@@ -348,12 +379,16 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="greenshard", description="Carbon-aware placement of LLM layer shards on Kubernetes."
+        prog="greenshard",
+        description="Carbon-aware placement of LLM layer shards on Kubernetes.",
+        epilog="Exit status: 0 success, 1 runtime failure, 2 usage or input error, "
+        "130 interrupted. An input path of - reads stdin.",
     )
+    parser.add_argument("--version", action="version", version=f"greenshard {version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("plan", help="plan a placement from YAML files (no cluster needed)")
-    p.add_argument("-f", "--file", required=True, help="InferenceDeployment YAML")
+    p.add_argument("-f", "--file", required=True, help="InferenceDeployment YAML (- for stdin)")
     p.add_argument("--nodes", required=True, help="NodeList YAML (kubectl get nodes -o yaml)")
     p.add_argument("--profile", required=True, help="GridProfile YAML")
     p.add_argument("--hour", type=_hour, help="UTC hour 0..23 (default: now)")
@@ -456,6 +491,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"greenshard: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CliRuntimeError as exc:
+        print(f"greenshard: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except BrokenPipeError:  # `greenshard plan ... | head`: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except OSError as exc:  # writing a report, a socket: the environment, not the input
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"greenshard: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +37,50 @@ Task = TypeVar("Task")
 Row = dict[str, Any]
 
 
+class Progress:
+    """A one-line progress bar on stderr while it is a terminal (``greenshard bench`` and
+    ``experiment`` run for minutes); nothing at all otherwise (logs, CI, pipes)."""
+
+    WIDTH = 30
+
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = total > 0 and self.stream.isatty()
+        self.total, self.label, self.clock = total, label, clock
+        self.done = 0
+        self.start = clock()
+
+    def advance(self, steps: int = 1) -> None:
+        self.done = min(self.total, self.done + steps)
+        if not self.enabled:
+            return
+        filled = self.WIDTH * self.done // self.total
+        elapsed = self.clock() - self.start
+        eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(
+            f"\r{self.label} [{bar}] {self.done}/{self.total}  {_clock(elapsed)} elapsed, "
+            f"~{_clock(eta)} left "
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.done:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
 def measured(work: Callable[[Task], Row], task: Task) -> Row:
     """In the worker: ``work(task)``'s row and the peak memory it reached (from a reset mark)."""
     memory.reset_peak()
@@ -49,6 +94,7 @@ def run_in_workers(
     group: Callable[[Task], object] = lambda _: None,
     fresh_each: bool = False,
     environment: Callable[[Task], dict[str, str]] | None = None,
+    label: str = "tasks",
 ) -> Iterator[tuple[Task, Row | None]]:
     """Each task's measured ``work`` in a spawned worker, in order: a new worker whenever
     ``group`` changes (so that no earlier size's memory stays resident), or for every task with
@@ -59,6 +105,7 @@ def run_in_workers(
     pool: ProcessPoolExecutor | None = None
     current: object = None
     saved = dict(os.environ)
+    progress = Progress(len(tasks), label)
     try:
         for task in tasks:
             env = environment(task) if environment is not None else None
@@ -75,11 +122,13 @@ def run_in_workers(
                     1, mp_context=context, max_tasks_per_child=1 if fresh_each else None
                 )
             try:
-                yield task, pool.submit(measured, work, task).result()
+                row: Row | None = pool.submit(measured, work, task).result()
             except BrokenProcessPool:
-                pool = None
-                yield task, None
+                pool, row = None, None
+            progress.advance()
+            yield task, row
     finally:
+        progress.close()
         if pool is not None:
             pool.shutdown()
         if environment is not None:

@@ -161,7 +161,9 @@ def _bandwidth() -> dict[str, Any]:
 def run_tasks(tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
     """Tasks in spawned workers, a fresh one per (kind, qubits) so that no earlier size's memory
     stays resident; the peak is reset before each task. A dead worker fails only its task."""
-    for task, row in harness.run_in_workers(tasks, run_task, group=lambda t: (t.kind, t.qubits)):
+    for task, row in harness.run_in_workers(
+        tasks, run_task, group=lambda t: (t.kind, t.qubits), label="experiment static"
+    ):
         yield task, row or {"kind": task.kind, "error": "the worker process died (memory?)"}
 
 
