@@ -497,7 +497,7 @@ PYEOF
     COMPONENTS+=($(node_components))
     node_up "$real_name" "$STATE_DIR/node/spec.json"
   fi
-  log "cluster up: $count nodes Ready in $(elapsed "$t0")s"
+  log "cluster up: $count KWOK nodes${real_name:+ and real node $real_name} Ready in $(elapsed "$t0")s"
   log "  export KUBECONFIG=$KUBECONFIG_PATH"
   echo "$KUBECONFIG_PATH"
 }

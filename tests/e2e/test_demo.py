@@ -25,7 +25,7 @@ def test_make_demo_then_demo_down(tmp_path: Path) -> None:
             env=env,
             capture_output=True,
             text=True,
-            timeout=1500,
+            timeout=2700,  # a cold image build (debootstrap, pip) takes ~15 min on 2 busy cores
             check=False,
         )
         out = demo.stdout
