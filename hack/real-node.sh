@@ -9,7 +9,8 @@
 # to go down (GREENSHARD_REAL_NODE_WAIT seconds, default 900).
 #
 # Where things live:
-#   $STATE_DIR/node/                    kubelet root dir, configs, certificates, CNI config + IPAM
+#   $STATE_DIR/node/                    configs, certificates, CNI config + IPAM
+#   /var/lib/greenshard-node/kubelet    kubelet's root dir (pods' volumes), emptied at down
 #   /run/greenshard-node/               containerd socket and state, runc state, pod netns files
 #   /var/lib/greenshard-node/containerd containerd's root: images stay imported across clusters
 #
@@ -22,6 +23,9 @@ NODE_RUN=/run/greenshard-node
 NODE_CACHE=${GREENSHARD_NODE_CACHE:-/var/lib/greenshard-node}
 NODE_LOCK=/run/greenshard-node.lock
 NODE_DIR=$STATE_DIR/node
+# kubelet's root dir holds unix sockets (pod-resources, device plugins): a path short enough
+# for them (108 bytes) whatever the state dir; one real node per machine, so one path.
+NODE_KUBELET=$NODE_CACHE/kubelet
 NODE_BRIDGE=gs-cni0
 NODE_SUBNET=10.244.1.0/24
 NODE_GATEWAY=10.244.1.1      # gs-cni0's address: the pods' gateway, and the API's address for them
@@ -225,7 +229,7 @@ node_load_images() {
 # --- kubelet, kube-proxy, CoreDNS ---------------------------------------------------------------
 node_start_kubelet() {
   local name=$1 ip=$2 port=$3 healthz=$4 taint=$5
-  mkdir -p "$NODE_DIR/kubelet"
+  rm -rf "$NODE_KUBELET"; mkdir -p "$NODE_KUBELET"
   : > "$NODE_DIR/resolv.conf"
   cat > "$NODE_DIR/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -267,8 +271,8 @@ staticPodPath: ""
 shutdownGracePeriod: 0s
 EOF
   start kubelet "$BIN_DIR/kubelet" --config="$NODE_DIR/kubelet.yaml" \
-    --kubeconfig="$NODE_DIR/kubelet.kubeconfig" --root-dir="$NODE_DIR/kubelet" \
-    --cert-dir="$NODE_DIR/kubelet/pki" --hostname-override="$name" --node-ip="$ip" --v=1
+    --kubeconfig="$NODE_DIR/kubelet.kubeconfig" --root-dir="$NODE_KUBELET" \
+    --cert-dir="$NODE_DIR/kubelet-pki" --hostname-override="$name" --node-ip="$ip" --v=1
   wait_for kubelet 60 curl -sf --max-time 2 "http://127.0.0.1:$healthz/healthz"
 }
 
@@ -466,7 +470,7 @@ _node_cleanup() {
       rm -f "$ns"
     done
   fi
-  node_umount_under "$NODE_RUN" "$NODE_DIR" "$NODE_CACHE/containerd"
+  node_umount_under "$NODE_RUN" "$NODE_DIR" "$NODE_KUBELET" "$NODE_CACHE/containerd"
   # 5. Network: bridge (with its routes), the unreachable route, iptables.
   ip link del "$NODE_BRIDGE" 2>/dev/null || true
   ip route del unreachable 10.244.0.0/16 2>/dev/null || true
@@ -488,6 +492,7 @@ _node_cleanup() {
     done < "$saved"
   fi
   rm -rf "$NODE_RUN"
+  if ! grep -qF " $NODE_KUBELET" /proc/self/mountinfo; then rm -rf "$NODE_KUBELET"; fi
   return 0
 }
 
