@@ -252,6 +252,10 @@ def solve_within(
         if _needs_exact_first(problem, config):
             send(("fallback", exact.ExactSolver().solve(problem)))
         solution = solve(problem, config)
+        if "timeBound" not in solution.details and time.monotonic() > deadline:
+            # QAOA cannot be interrupted: an answer finished past the deadline is as late as if
+            # the parent had stopped the child, whichever process got the CPU first.
+            raise DeadlineExceededError(f"{config.algorithm} finished past the deadline")
         send(("solution", solution))
         send(("ok", Plan(problem, solution, baseline(problem))))
 

@@ -10,6 +10,7 @@ import pytest
 
 import factories
 from greenshard import instances, model, planner
+from greenshard.errors import DeadlineExceededError
 from greenshard.k8s import report, solving
 from greenshard.solvers import exact
 from greenshard.solvers.registry import SolverConfig
@@ -126,3 +127,13 @@ def test_infeasible_problems_raise_the_domain_error_across_the_process() -> None
             asyncio.run(runner.plan(starved, SolverConfig(algorithm="qaoa")))
     finally:
         runner.close()
+
+
+def test_a_qaoa_answer_finished_past_the_deadline_is_not_sent() -> None:
+    """QAOA cannot be interrupted; whether the parent or the child notices the bound first must
+    not decide whether a late answer is used (on a loaded machine the child may win)."""
+    problem = instances.synthetic_problem(8, seed=3)
+    sent: list[tuple[object, ...]] = []
+    with pytest.raises(DeadlineExceededError, match="qaoa finished past the deadline"):
+        planner.solve_within(problem, SolverConfig(algorithm="qaoa"), time.monotonic(), sent.append)
+    assert "solution" not in [message[0] for message in sent]
