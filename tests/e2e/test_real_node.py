@@ -4,9 +4,12 @@ This module starts its own cluster (state dir ``$GREENSHARD_CLUSTER_DIR-real`` o
 ``hack/.state/cluster-real``): the default KWOK nodes plus a real node that carries GPU labels
 and advertises ``nvidia.com/gpu: 4``. Pods of the pipeline-probe image (hack/images/probe) find
 each other through cluster DNS and ClusterIP Services, a probe with an unreachable neighbour
-fails, and ``hack/cluster.sh down`` leaves the machine as it found it: processes, mounts,
-network namespaces, links, routes, iptables rules, cgroups and sysctls are counted before,
-during and after. Needs root (it installs containerd, runc, CNI plugins, iptables, buildah).
+fails, two pipelines of StatefulSet pods (issue 12's design, built by hand in
+tests/e2e/pipeline_probe.py) reach leader and neighbours by their pod DNS names and take the
+node's 4 GPUs (a fifth GPU pod stays Pending), and ``hack/cluster.sh down`` leaves the
+machine as it found it: processes, mounts, network namespaces, links, routes, iptables rules,
+cgroups and sysctls are counted before, during and after. Needs root (it installs containerd,
+runc, CNI plugins, iptables, buildah).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import pytest
 from conftest import HACK, ROOT, Cluster
+from pipeline_probe import assert_pipeline_connected, statefulsets
 
 NODE = "real-gpu-0"
 REAL_NODES = f"""
@@ -352,6 +356,51 @@ def test_probe_reports_an_unreachable_neighbour(real: RealCluster) -> None:
         assert "probe: next stage-1:29500 unresolved" in out, out
         assert "PIPELINE-PROBE FAIL" in out and "PIPELINE-PROBE OK" not in out, out
         assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 1
+    finally:
+        real.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_statefulset_pipelines_find_their_stages_by_pod_dns_name(real: RealCluster) -> None:
+    """Issue 12's wiring, built by hand: one StatefulSet per stage, headless Services, the
+    pipeline variables from the pod index. 2 stages x 2 replicas, one GPU each: the node's 4."""
+    ns = "real-sts"
+    real.kubectl("create", "namespace", ns)
+    real.kubectl(
+        "label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted", "--overwrite"
+    )
+    real.wait(
+        lambda: real.kubectl("get", "sa", "default", namespace=ns, check=False).returncode == 0,
+        what="default ServiceAccount",
+    )
+    try:
+        real.apply_yaml(statefulsets("pipe", ns, stages=2, replicas=2, port=8000), namespace=ns)
+        real.wait(
+            lambda: (
+                len(pods := real.pods(ns, "app=pipe")) == 4
+                and all("PIPELINE-PROBE OK" in logs(real, p["metadata"]["name"], ns) for p in pods)
+            ),
+            timeout=180,
+            interval=1,
+            what="4 stages connected",
+        )
+        names = assert_pipeline_connected(real, ns, "app=pipe", stages=2, replicas=2, node=NODE)
+        assert names[(1, 1)] == "pipe-shard-1-1", names
+        out = logs(real, "pipe-shard-1-1", ns)
+        assert "probe: leader pipe-shard-0-1.pipe-shard-0.real-sts.svc.cluster.local:8000" in out
+        # The node's 4 GPUs are taken: a fifth pod asking for one stays Pending.
+        node = real.get_json("node", NODE)
+        assert node["status"]["allocatable"]["nvidia.com/gpu"] == "4"
+        real.kubectl("scale", "statefulset", "pipe-shard-1", "--replicas=3", namespace=ns)
+        real.wait(
+            lambda: any(
+                c.get("reason") == "Unschedulable" and "nvidia.com/gpu" in c.get("message", "")
+                for c in real.get_json("pod", "pipe-shard-1-2", namespace=ns)["status"].get(
+                    "conditions", []
+                )
+            ),
+            timeout=60,
+            what="pipe-shard-1-2 Unschedulable for lack of nvidia.com/gpu",
+        )
     finally:
         real.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
