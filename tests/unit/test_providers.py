@@ -565,7 +565,7 @@ def test_cli_intensity_errors_are_one_line(
     assert err.count("\n") == 1 and "GREENSHARD_PROVIDER_KEY" in err
     monkeypatch.setenv(cli.KEY_ENV, SENTINEL)
     fake.set("/v3/carbon-intensity/latest", {"echo": SENTINEL}, 401)
-    assert cli.main(["intensity", "--profile", path]) == 2
+    assert cli.main(["intensity", "--profile", path]) == 1  # the provider failed: runtime
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "HTTP 401" in err and SENTINEL not in err
     bad = tmp_path / "bad.yaml"
