@@ -129,5 +129,7 @@ if [[ "$EXTENDER" == 1 ]]; then
 fi
 
 echo
-echo "Try: kubectl -n $NS logs deploy/$RELEASE | kubectl describe infd llama-70b"
+echo "Point kubectl at the demo cluster (in your shell; this script's settings end with it):"
+echo "  export KUBECONFIG=$KUBECONFIG"
+echo "Then try: kubectl get infd -o wide; kubectl get gp; kubectl -n $NS logs deploy/$RELEASE"
 echo "Stop everything: make demo-down"

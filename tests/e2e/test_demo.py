@@ -31,6 +31,13 @@ def test_make_demo_then_demo_down(tmp_path: Path) -> None:
         out = demo.stdout
         assert demo.returncode == 0, (out[-4000:], demo.stderr[-4000:])
         assert "condition met" in out  # kubectl wait --for=condition=Ready
+        # The last lines say how to reach the cluster from the user's shell, and it works.
+        (exported,) = [ln.split("=", 1)[1] for ln in out.splitlines() if "export KUBECONFIG=" in ln]
+        nodes = subprocess.run(
+            ["kubectl", "--kubeconfig", exported.strip(), "get", "infd", "llama-70b"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert nodes.returncode == 0, nodes.stderr
         wide = out.split("kubectl get infd -o wide", 1)[1]
         assert wide.splitlines()[2].split()[0] == "llama-70b"
         assert "True" in wide.splitlines()[2]
