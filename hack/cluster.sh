@@ -38,6 +38,9 @@
 #               probe, ...) into the real node's containerd
 #   kubeconfig  print the admin kubeconfig path
 #   logs [COMPONENT]  print the log path(s), or tail one component's log
+#   restart COMPONENT [--kill]  stop one component (SIGTERM, or SIGKILL with
+#               --kill) and start it again with the same command line and
+#               ports, then wait until it is healthy (fault-injection tests)
 #
 # Env: GREENSHARD_CLUSTER_DIR  state dir (default hack/.state/cluster):
 #                              pki/, logs/, pids/, etcd data, kubeconfig
@@ -560,6 +563,34 @@ cmd_load() {
   node_load_images "$@"
 }
 
+health() {  # health COMPONENT: succeeds when it answers its health check
+  case "$1" in
+    etcd) etcd_ok ;;
+    kube-apiserver) https_ok "$API_PORT" /readyz ;;
+    kube-controller-manager) https_ok "$KCM_PORT" /healthz ;;
+    kube-scheduler) https_ok "$SCHED_PORT" /healthz ;;
+    kwok) curl -sf --max-time 2 "http://127.0.0.1:$KWOK_PORT/healthz" ;;
+  esac
+}
+
+cmd_restart() {
+  local name=${1:-} sig=TERM pid i args=()
+  [[ "${2:-}" == --kill ]] && sig=KILL
+  [[ " ${COMPONENTS[*]} " == *" $name "* ]] || die "restart: name one of: ${COMPONENTS[*]}"
+  [[ -f "$PORTS_FILE" ]] || die "the cluster is not up (no $PORTS_FILE)"
+  # shellcheck source=/dev/null
+  source "$PORTS_FILE"
+  pid=$(pid_of "$name") || die "$name is not running"
+  mapfile -d '' -t args < "/proc/$pid/cmdline"
+  [[ "$name" == kwok ]] && args=(env HOME="$STATE_DIR/kwok-home" "${args[@]}")
+  kill "-$sig" "$pid" 2>/dev/null || true
+  for (( i=0; i<150; i++ )); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+  [[ -d /proc/$pid ]] && { kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; }
+  start "$name" "${args[@]}"
+  wait_for "$name" 90 health "$name"
+  log "$name restarted (SIG$sig)"
+}
+
 cmd_logs() {
   if [[ -n "${1:-}" ]]; then tail -n "${LINES:-50}" "$LOGS/$1.log"
   else ls -1 "$LOGS"/*.log 2>/dev/null; fi
@@ -570,7 +601,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 main() {
   local cmd=${1:-}; shift || true
   case "$cmd" in
-    up|down)
+    up|down|restart)
       exec 9> "$LOCK_FILE"
       flock -w 600 9 || die "another hack/cluster.sh holds $LOCK_FILE"
       "cmd_$cmd" "$@" ;;

@@ -22,6 +22,24 @@ def random_problem(
     tight: bool = False,
 ) -> model.Problem:
     """A random problem built through the real parsers (deployment, nodes, profile)."""
+    deployment, nodes, profile = random_documents(rng, shards, pools, regions, hops, tight)
+    return model.build_problem(
+        parsing.parse_deployment(deployment),
+        parsing.parse_nodes({"items": nodes}),
+        parsing.parse_grid_profile(profile),
+        0,
+    )
+
+
+def random_documents(
+    rng: np.random.Generator,
+    shards: int,
+    pools: int,
+    regions: int = 3,
+    hops: int | None = None,
+    tight: bool = False,
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """The deployment, node and GridProfile documents of :func:`random_problem`."""
     layers = shards * 2 + int(rng.integers(0, shards + 1))
     params = 70.0
     model_bytes = params * 1e9 * 2
@@ -81,12 +99,7 @@ def random_problem(
             },
         }
     }
-    return model.build_problem(
-        parsing.parse_deployment(deployment),
-        parsing.parse_nodes({"items": nodes}),
-        parsing.parse_grid_profile(profile),
-        0,
-    )
+    return deployment, nodes, profile
 
 
 def brute_force_reference(problem: model.Problem) -> tuple[float, tuple[int, ...]] | None:
