@@ -615,3 +615,18 @@ def test_forecast_hours_plans_over_the_window() -> None:
     best_now = min(range(2), key=lambda k: model.emissions(now, [k]))
     best_window = min(range(2), key=lambda k: model.emissions(window, [k]))
     assert (best_now, best_window) == (0, 1)  # the dip does not win the window
+
+
+def test_refresher_picks_up_a_rotated_key_at_the_next_refresh(fake: FakeProvider) -> None:
+    api = FakeApi({"token": "old-key"})
+    clock = [0.0]
+    refresher = gridprofiles.Refresher(api, clock=lambda: clock[0], now=lambda: NOW)
+    em_serve(fake, latest(35), [35] * 24)
+    assert asyncio.run(refresher.refresh("live", _live_body(fake))) == "fresh"
+    assert {r.headers.get("auth-token") for r in fake.requests} == {"old-key"}
+    api.secret = {"token": "new-key"}  # the Secret is rotated
+    clock[0] += 601
+    fake.requests.clear()
+    assert asyncio.run(refresher.refresh("live", _live_body(fake, api.patches[-1]))) == "fresh"
+    assert fake.requests
+    assert {r.headers.get("auth-token") for r in fake.requests} == {"new-key"}

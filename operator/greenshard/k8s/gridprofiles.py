@@ -53,6 +53,7 @@ class _State:
     due: float = float("-inf")
     failures: int = 0
     provider: readings.Provider | None = None
+    provider_key: str | None = None  # the key the provider was made with
     gate: PatchGate = field(default_factory=PatchGate)
 
 
@@ -138,8 +139,10 @@ class Refresher(Loop):
         if key_error is not None:
             outcomes: dict[str, readings.Outcome] = dict.fromkeys(pspec.zones, key_error)
         else:
-            if state.provider is None:
+            if state.provider is None or state.provider_key != key:
+                # a rotated Secret takes effect at the next refresh, not at the next restart
                 state.provider = self.make_provider(pspec, key)
+                state.provider_key = key
             outcomes = await asyncio.to_thread(state.provider.fetch, pspec.zones, now)
         resolution = carbon_status.resolve(
             profile,
