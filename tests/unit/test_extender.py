@@ -492,3 +492,37 @@ def test_chart_extender_off_by_default_and_complete_when_on() -> None:
     assert service["spec"]["ports"][0]["port"] == 9000
     operator = next(d for d in docs if d["kind"] == "Deployment" and d is not deployment)
     assert operator["spec"]["selector"]["matchLabels"] != selector
+
+
+def test_a_body_over_the_cap_is_refused_unread(server: str) -> None:
+    from greenshard.k8s.extender.server import MAX_BODY_BYTES
+
+    big = b'{"Pod": {}, "NodeNames": ["' + b"n" * MAX_BODY_BYTES + b'"]}'
+    status, _, _ = http(f"{server}/filter", big)
+    assert status == 413
+    assert http(f"{server}/filter", args_body(pod(AWARE)))[0] == 200  # and it goes on
+
+
+def test_a_slow_request_does_not_hold_healthz(ext: Extender) -> None:
+    import threading
+    import time as clock
+
+    slow = ext.filter_json
+
+    def filter_json(body: bytes) -> bytes:
+        clock.sleep(5.0)  # a large body being parsed
+        return slow(body)
+
+    ext.filter_json = filter_json  # type: ignore[method-assign]
+    srv = Server(ext, port=0)
+    url = f"http://127.0.0.1:{srv.start_in_thread()}"
+    try:
+        worker = threading.Thread(target=http, args=(f"{url}/filter", args_body(pod(AWARE))))
+        worker.start()
+        clock.sleep(0.3)
+        start = clock.monotonic()
+        assert http(f"{url}/healthz")[0] == 200
+        assert clock.monotonic() - start < 3.0  # not after the 5 s parse
+        worker.join(10)
+    finally:
+        srv.stop_thread()
