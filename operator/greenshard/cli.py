@@ -21,7 +21,15 @@ import yaml
 
 from greenshard import bench, carbon, model, parsing, planner
 from greenshard.errors import GreenShardError, InputError
-from greenshard.solvers.registry import ALGORITHMS, DEFAULT_MAX_QUBITS, SolverConfig
+from greenshard.solvers.onehot import MIXERS
+from greenshard.solvers.registry import (
+    ALGORITHMS,
+    ANSATZE,
+    DEFAULT_MAX_QUBITS,
+    MAX_QUBITS,
+    SolverConfig,
+    config_from_spec,
+)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -159,17 +167,23 @@ def _seed(value: str) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    deployment = load_yaml(args.file, parsing.parse_deployment)
+    deployment, spec_solver = load_yaml(args.file, _deployment_and_solver)
     nodes = load_yaml(args.nodes, parsing.parse_nodes)
     profile = load_yaml(args.profile, parsing.parse_grid_profile)
     hour = args.hour if args.hour is not None else carbon.current_utc_hour()
-    config = SolverConfig(
-        algorithm=args.solver,
-        depth=args.depth,
-        shots=args.shots,
-        seed=args.seed,
-        max_qubits=args.max_qubits,
-    )
+    try:  # the file's spec.solver, the CRD's defaults for the rest, then the flags given
+        config = config_from_spec(
+            spec_solver,
+            algorithm=args.solver,
+            ansatz=args.ansatz,
+            mixer=args.mixer,
+            depth=args.depth,
+            shots=args.shots,
+            seed=args.seed,
+            max_qubits=args.max_qubits,
+        )
+    except InputError as exc:
+        raise CliError(str(exc.with_source(args.file))) from exc
     try:
         problem = model.build_problem(deployment, nodes, profile, hour)
     except GreenShardError as exc:
@@ -189,6 +203,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         print(render_plan_table(data))
     return 0
+
+
+def _deployment_and_solver(doc: object) -> tuple[Any, Any]:
+    """The cost-model view of an InferenceDeployment and its raw spec.solver (or None)."""
+    deployment = parsing.parse_deployment(doc)
+    spec = doc.get("spec") if isinstance(doc, dict) else None
+    solver = spec.get("solver") if isinstance(spec, dict) else None
+    if solver is not None and not isinstance(solver, dict):
+        raise InputError("spec.solver", "must be a mapping (algorithm, ansatz, depth, ...)")
+    return deployment, solver
 
 
 def render_plan_table(data: dict[str, Any]) -> str:
@@ -226,11 +250,18 @@ def render_plan_table(data: dict[str, Any]) -> str:
     if "reason" in solver:
         lines.append(f"why:        {solver['reason']}")
     if "samplingFoundOptimum" in solver:
+        polish = ""
+        if "polishChangedAnswer" in solver:
+            changed = "yes" if solver["polishChangedAnswer"] else "no"
+            polish = f"; local search changed the answer: {changed}"
         lines.append(
-            f"qaoa:       sampling found the optimum: "
-            f"{'yes' if solver['samplingFoundOptimum'] else 'no'}; local search changed "
-            f"the answer: {'yes' if solver['polishChangedAnswer'] else 'no'}"
+            f"qaoa:       {solver.get('ansatz', 'binary-x')} ansatz; sampling found the optimum: "
+            f"{'yes' if solver['samplingFoundOptimum'] else 'no'}{polish}"
         )
+        if "probabilityOfOptimum" in solver:
+            ratio = solver.get("feasibleSetRatio")
+            ratio_text = "" if ratio is None else f", {ratio:.3g}x uniform over the feasible set"
+            lines.append(f"state:      P(optimum) {solver['probabilityOfOptimum']:.4g}{ratio_text}")
     for skipped in data["skippedPools"]:
         lines.append(f"skipped:    {skipped['pool']}: {skipped['reason']}")
     return "\n".join(lines)
@@ -392,20 +423,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", required=True, help="NodeList YAML (kubectl get nodes -o yaml)")
     p.add_argument("--profile", required=True, help="GridProfile YAML")
     p.add_argument("--hour", type=_hour, help="UTC hour 0..23 (default: now)")
-    p.add_argument("--solver", choices=ALGORITHMS, default="auto")
-    p.add_argument("--seed", type=_seed, default=0)
+    defaults = " (default: the file's spec.solver, else the CRD default %s)"
+    p.add_argument(
+        "--solver",
+        choices=ALGORITHMS,
+        default=None,
+        help="solver" + defaults % SolverConfig.algorithm,
+    )
+    p.add_argument(
+        "--ansatz",
+        choices=ANSATZE,
+        default=None,
+        help="QAOA ansatz" + defaults % SolverConfig.ansatz,
+    )
+    p.add_argument(
+        "--mixer",
+        choices=MIXERS,
+        default=None,
+        help="one-hot XY mixer" + defaults % SolverConfig.mixer,
+    )
+    p.add_argument("--seed", type=_seed, default=None, help="seed" + defaults % SolverConfig.seed)
     p.add_argument(
         "--depth",
         type=_positive("--depth", 1000),
-        default=SolverConfig.depth,
-        help=f"QAOA depth p (default {SolverConfig.depth}: a linear ramp)",
+        default=None,
+        help="QAOA depth p, a linear ramp" + defaults % SolverConfig.depth,
     )
-    p.add_argument("--shots", type=_positive("--shots", 10_000_000), default=SolverConfig.shots)
+    p.add_argument(
+        "--shots",
+        type=_positive("--shots", 100_000),
+        default=None,
+        help="QAOA samples" + defaults % SolverConfig.shots,
+    )
     p.add_argument(
         "--max-qubits",
-        type=_positive("--max-qubits", 30),
-        default=DEFAULT_MAX_QUBITS,
-        help="auto: QAOA up to this many qubits",
+        type=_positive("--max-qubits", MAX_QUBITS),
+        default=None,
+        help="auto: QAOA while the state has at most 2^N amplitudes"
+        + defaults % DEFAULT_MAX_QUBITS,
     )
     p.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
     p.set_defaults(func=cmd_plan)

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from greenshard import hamiltonian, model
+from greenshard import model
 from greenshard.errors import DeadlineExceededError
-from greenshard.solvers import base, exact
+from greenshard.solvers import base, exact, registry
 from greenshard.solvers.registry import SolverConfig, make_solver
 
 
@@ -75,9 +75,15 @@ class Plan:
         for key in (
             "reason",
             "fallbackReason",
+            "ansatz",
             "samplingFoundOptimum",
             "polishChangedAnswer",
             "probabilityOfOptimum",
+            "probabilityFeasible",
+            "feasibleSetRatio",
+            "uniformRatio",
+            "feasiblePlacements",
+            "tts99Shots",
             "backend",
         ):
             if key in sol.details:
@@ -130,20 +136,19 @@ def solve(problem: model.Problem, config: SolverConfig) -> base.Solution:
     exact solver beyond (the reason is in the solution's details)."""
     if config.algorithm != "auto":
         return make_solver(config).solve(problem)
-    qubits = hamiltonian.qubit_count(problem.num_shards, problem.num_pools)
+    qubits = registry.state_qubits(problem, config)
+    words = registry.state_words(problem, config)
+    limit = f"maxQubits={config.max_qubits} (2^{config.max_qubits} amplitudes)"
     if problem.num_pools == 1:
         reason = "one candidate pool: nothing to optimise"
     elif qubits > config.max_qubits:
-        reason = f"{qubits} qubits exceed maxQubits={config.max_qubits}; solved exactly instead"
+        reason = f"{words} exceeds {limit}; solved exactly instead"
     else:
         solution = make_solver(replace(config, algorithm="qaoa")).solve(problem)
         return replace(
             solution,
             solver="auto",
-            details={
-                **solution.details,
-                "reason": f"{qubits} qubits within maxQubits={config.max_qubits}: QAOA",
-            },
+            details={**solution.details, "reason": f"{words} within {limit}: QAOA"},
         )
     start = time.perf_counter()
     solution = exact.ExactSolver().solve(problem)
@@ -235,7 +240,7 @@ def _needs_exact_first(problem: model.Problem, config: SolverConfig) -> bool:
     if config.algorithm == "exact" or problem.num_pools == 1:
         return False
     if config.algorithm == "auto":
-        return hamiltonian.qubit_count(problem.num_shards, problem.num_pools) <= config.max_qubits
+        return registry.state_qubits(problem, config) <= config.max_qubits
     return True
 
 

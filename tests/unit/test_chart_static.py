@@ -190,7 +190,7 @@ def test_values_yaml_sets_exactly_the_keys_the_schema_allows() -> None:
 def test_schema_bounds_the_qubit_budget() -> None:
     schema = load_schema()
     qubits = schema["properties"]["solver"]["properties"]["maxQubits"]
-    assert (qubits["type"], qubits["minimum"], qubits["maximum"]) == ("integer", 1, 24)
+    assert (qubits["type"], qubits["minimum"], qubits["maximum"]) == ("integer", 1, 28)
     assert load_values()["solver"]["maxQubits"] == 20
 
 

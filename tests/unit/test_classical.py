@@ -47,8 +47,16 @@ def test_auto_goes_exact_beyond_max_qubits_and_says_why() -> None:
     problem = random_problem(np.random.default_rng(2), 8, 4)  # 16 qubits
     solution = planner.solve(problem, SolverConfig(algorithm="auto", max_qubits=10))
     assert solution.method.startswith("exact-")
-    assert solution.qubits == 16
-    assert solution.details["reason"] == "16 qubits exceed maxQubits=10; solved exactly instead"
+    assert solution.qubits == 16  # log2 of 4**8 amplitudes
+    assert solution.details["reason"] == (
+        "one-hot state of 4**8 = 65536 amplitudes exceeds maxQubits=10 (2^10 amplitudes); "
+        "solved exactly instead"
+    )
+    config = SolverConfig(algorithm="auto", ansatz="binary", max_qubits=10)
+    solution = make_solver(config).solve(problem)
+    assert solution.details["reason"] == (
+        "16 qubits exceeds maxQubits=10 (2^10 amplitudes); solved exactly instead"
+    )
 
 
 def test_plan_reports_baseline_and_savings() -> None:

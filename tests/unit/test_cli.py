@@ -69,8 +69,9 @@ def test_plan_auto_uses_qaoa_and_matches_the_exact_answer(
     code, out, _ = run(capsys, *plan_args("--seed", "1", "-o", "yaml"))
     assert code == 0
     data, reference = yaml.safe_load(out), json.loads(exact_out)
-    assert data["solver"]["method"] in ("qaoa-sample", "qaoa+local-search")
-    assert data["solver"]["qubits"] == 8
+    assert data["solver"]["method"] == "qaoa-sample"
+    assert data["solver"]["ansatz"] == "onehot-xy-complete"
+    assert data["solver"]["qubits"] == 16  # one-hot: 8 shards x 2 pools
     assert data["placement"] == reference["placement"]
     assert data["solver"]["gap"] == 0.0
     assert isinstance(data["solver"]["samplingFoundOptimum"], bool)
@@ -154,6 +155,18 @@ BAD = [
         ["nodes.yaml", "items[0].status.allocatable.memory"],
     ),
     ("wrong kind", "profile", {"kind": "ConfigMap", "spec": {}}, ["profile.yaml", "kind"]),
+    (
+        "bad solver depth",
+        "deploy",
+        _bad_deploy(lambda d: d["spec"]["solver"].update(depth=0)),
+        ["deploy.yaml", "spec.solver.depth", "1..1000"],
+    ),
+    (
+        "unknown ansatz",
+        "deploy",
+        _bad_deploy(lambda d: d["spec"]["solver"].update(ansatz="qudit")),
+        ["deploy.yaml", "spec.solver.ansatz", "onehot, binary"],
+    ),
     (
         "two documents",
         "nodes",

@@ -88,7 +88,10 @@ def test_qaoa_over_the_qubit_budget_is_refused_before_allocating(
     code, _, err = plan(capsys, deploy, "--solver", "qaoa")
     assert code == 2
     line = one_line(err)
-    assert "qaoa needs 40 qubits for 40 shards on 2 pools (a 16 TiB state vector)" in line
+    assert (
+        "qaoa (onehot ansatz) needs a one-hot state of 2**40 = 1099511627776 amplitudes for 40 "
+        "shards on 2 pools (about 8 TiB)"
+    ) in line
     assert "over maxQubits=20; use the auto or exact solver" in line
 
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from greenshard import instances, memory, subspace
-from greenshard.solvers import onehot
+from greenshard import hamiltonian, instances, memory, subspace
+from greenshard.solvers import classical, local_search, onehot
 
 POOLS = (3, 4, 5)
 SHARDS = 8
@@ -135,6 +135,61 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def classical_controls(space: subspace.PlacementSpace, budget: int, seed: int) -> dict[str, bool]:
+    """Whether each classical control, given ``budget`` evaluations of the cost (the shots QAOA
+    gets), reaches an optimal placement: uniform random sampling, random-restart steepest
+    descent (single-shard moves), the genetic algorithm and simulated annealing."""
+    problem = space.problem
+    rng = np.random.default_rng(seed)
+    optimal = space.stats.optimal
+    uniform = bool(np.isin(rng.integers(0, space.size, budget), optimal).any())
+    penalty = hamiltonian.CostHamiltonian(problem).penalty
+    used, found = 0, False
+    s_count, k_count = problem.num_shards, problem.num_pools
+    while used < budget and not found:
+        current = rng.integers(0, k_count, s_count).astype(np.int64)
+        score = float(local_search.placement_scores(problem, current[None, :], penalty)[0])
+        used += 1
+        while used < budget:
+            moves = np.repeat(current[None, :], s_count * (k_count - 1), axis=0)
+            row = 0
+            for s in range(s_count):
+                for k in range(k_count):
+                    if k != current[s]:
+                        moves[row, s] = k
+                        row += 1
+            scores = local_search.placement_scores(problem, moves, penalty)
+            used += len(moves)
+            best = int(np.argmin(scores))
+            if scores[best] >= score:
+                break
+            current, score = moves[best], float(scores[best])
+        found = space.index(current.tolist()) in set(optimal.tolist())
+    genetic = classical.GeneticSolver(seed=seed, population=32, generations=max(1, budget // 32))
+    anneal = classical.AnnealSolver(seed=seed, restarts=4, sweeps=max(1, budget // (4 * s_count)))
+    return {
+        "uniformFound": uniform,
+        "localSearchFound": found,
+        "geneticFound": genetic.solve(problem).gap == 0.0,
+        "annealFound": anneal.solve(problem).gap == 0.0,
+    }
+
+
+def controls(args: argparse.Namespace) -> dict[str, Any]:
+    """The classical controls on the held-out instances that ``validate`` runs, same seeds."""
+    seeds = list(instances.HELD_OUT_SEEDS)[: args.seeds]
+    rows = []
+    for name, pools, seed, space in _spaces(sorted(instances.HELD_OUT_FAMILIES), seeds):
+        row = {"family": name, "pools": pools, "seed": seed, "budget": args.shots}
+        row |= classical_controls(space, args.shots, seed)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    keys = ("uniformFound", "localSearchFound", "geneticFound", "annealFound")
+    summary = {"instances": len(rows), **{k: sum(bool(r[k]) for r in rows) for k in keys}}
+    print(json.dumps({"summary": summary}), flush=True)
+    return summary
+
+
 def wall_one(args: argparse.Namespace) -> dict[str, Any]:
     """One size, in this (fresh) process: the default solver at ``--depth``, seconds per layer,
     seconds and peak resident memory of the whole solve."""
@@ -192,7 +247,7 @@ def _floats(text: str) -> list[float]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m greenshard.experiments.onehot_schedule")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("fit", "validate"):
+    for name in ("fit", "validate", "controls"):
         p = sub.add_parser(name)
         p.add_argument("--depth", type=int, default=onehot.DEFAULT_DEPTH)
         p.add_argument("--mixer", default=onehot.DEFAULT_MIXER, choices=onehot.MIXERS)
@@ -206,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     val.add_argument("--beta", type=float, default=onehot.DEFAULT_RAMP_BETA)
     val.add_argument("--penalty", type=float, default=onehot.DEFAULT_PENALTY)
     val.add_argument("--shots", type=int, default=onehot.DEFAULT_SHOTS)
+    sub.choices["controls"].add_argument("--shots", type=int, default=onehot.DEFAULT_SHOTS)
     for name in ("wall", "wall-one"):
         w = sub.add_parser(name)
         w.add_argument("--pools", type=int, default=5)
@@ -216,7 +272,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.choices["wall"].add_argument("--max-shards", type=int, default=12)
     sub.choices["wall-one"].add_argument("--shards", type=int, required=True)
     args = parser.parse_args(argv)
-    commands = {"fit": fit, "validate": validate, "wall": wall, "wall-one": wall_one}
+    commands = {
+        "fit": fit,
+        "validate": validate,
+        "controls": controls,
+        "wall": wall,
+        "wall-one": wall_one,
+    }
     commands[args.command](args)
     return 0
 

@@ -39,9 +39,16 @@ def plan_status(
             "wallSeconds",
             "fallbackReason",
             "reason",
+            "ansatz",
+            "probabilityOfOptimum",
+            "samplingFoundOptimum",
+            "feasibleSetRatio",
         )
         and v is not None
     }
+    for key in ("probabilityOfOptimum", "feasibleSetRatio"):
+        if key in solver:
+            solver[key] = float(f"{float(solver[key]):.4g}")
     if "optimumGramsPerHour" in solver:
         solver["optimumGramsPerHour"] = _round(solver["optimumGramsPerHour"])
     solver["wallSeconds"] = round(float(solver.get("wallSeconds", 0.0)), 3)

@@ -3,12 +3,14 @@ of an InferenceDeployment, a GridProfile with its live intensities, a node."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from greenshard import model, parsing
 from greenshard.errors import InputError
+from greenshard.solvers import registry
 from greenshard.solvers.registry import SolverConfig
 
 GROUP = "greenshard.io"
@@ -45,13 +47,7 @@ def parse_settings(spec: Mapping[str, Any], max_qubits_cap: int = 24) -> Setting
         min_savings_percent=float(carbon.get("minSavingsPercent", 5.0)),
         mode=str(spec.get("mode") or "Apply"),
         forecast_hours=max(1, min(24, int(carbon.get("forecastHours", 1)))),
-        solver=SolverConfig(
-            algorithm=str(solver.get("algorithm") or "auto"),
-            depth=int(solver.get("depth", 3)),
-            shots=int(solver.get("shots", 2048)),
-            seed=int(solver.get("seed", 0)),
-            max_qubits=min(int(solver.get("maxQubits", 20)), max_qubits_cap),
-        ),
+        solver=_capped(registry.config_from_spec(solver), max_qubits_cap),
     )
 
 
@@ -70,6 +66,10 @@ def check_template(template: Any, allowed_service_accounts: frozenset[str]) -> N
         "default ServiceAccount, or ask the cluster admin to add it to the chart's "
         "workloads.allowedServiceAccounts",
     )
+
+
+def _capped(config: SolverConfig, max_qubits_cap: int) -> SolverConfig:
+    return dataclasses.replace(config, max_qubits=min(config.max_qubits, max_qubits_cap))
 
 
 def deployment_spec(body: Mapping[str, Any]) -> model.DeploymentSpec:

@@ -21,13 +21,14 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
-from greenshard import hamiltonian, memory, model, planner
+from greenshard import memory, model, planner
 from greenshard.errors import (
     DeadlineExceededError,
     GreenShardError,
     InfeasibleError,
     NoCandidatePoolError,
 )
+from greenshard.solvers import registry
 from greenshard.solvers.registry import SolverConfig
 
 START_SECONDS = 120.0  # a fresh child imports numpy, scipy, cirq and qsim before it starts
@@ -111,13 +112,14 @@ class SolverRunner:
         """'' when a QAOA solve fits the memory bound, else the reason it does not."""
         if config.algorithm not in ("qaoa", "auto"):
             return ""
-        qubits = hamiltonian.qubit_count(problem.num_shards, problem.num_pools)
-        if config.algorithm == "auto" and qubits > config.max_qubits:
+        too_big = registry.state_qubits(problem, config) > config.max_qubits
+        if config.algorithm == "auto" and too_big:
             return ""
-        need = memory.qaoa_bytes(qubits)
+        need = registry.qaoa_memory(problem, config)
         if need > self.memory_bytes:
             return (
-                f"QAOA on {qubits} qubits needs about {need / 2**30:.1f} GiB, over the "
+                f"QAOA ({config.ansatz} ansatz) on {problem.num_shards} shards x "
+                f"{problem.num_pools} pools needs about {need / 2**30:.1f} GiB, over the "
                 f"solver memory bound of {self.memory_bytes / 2**30:.1f} GiB"
             )
         return ""

@@ -60,13 +60,13 @@ import numpy.typing as npt
 from greenshard import model, subspace
 from greenshard.solvers import backends, base, exact
 
-MIXERS = ("ring", "complete")
+MIXERS = ("complete", "ring")
 #: The schedule (see experiments/onehot_schedule.py for how it was fitted and judged).
 DEFAULT_MIXER = "complete"
 DEFAULT_PENALTY = 1.0
-DEFAULT_DEPTH = 100
-DEFAULT_RAMP_GAMMA = 2.0
-DEFAULT_RAMP_BETA = 0.2
+DEFAULT_DEPTH = 300
+DEFAULT_RAMP_GAMMA = 1.0
+DEFAULT_RAMP_BETA = 0.1
 DEFAULT_SHOTS = 2048
 CHUNK = 1 << 16  # amplitudes per mixer block (fits in cache)
 CACHE_COST_MAX = 1 << 22  # below this size the normalised cost is kept as one float32 vector
@@ -462,7 +462,7 @@ class OneHotQAOASolver:
             "feasiblePlacements": stats.count,
             "uniformRatio": p_opt / (optimal / space.size),
             "feasibleSetRatio": p_opt / (optimal / stats.count),
-            "tts99Shots": tts99(p_opt),
+            "tts99Shots": tts99(p_opt) if p_opt > 0 else None,
             "expectation": sim.expectation(state) * sim.scale + sim.offset,
             "penalty": sim.penalty,
             "costUnit": sim.scale,

@@ -8,30 +8,102 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from greenshard import hamiltonian, model
-from greenshard.errors import GreenShardError
-from greenshard.solvers import base, classical, exact
-from greenshard.solvers.qaoa.options import DEFAULT_DEPTH, DEFAULT_SHOTS, QAOAOptions
+from greenshard import hamiltonian, memory, model
+from greenshard.errors import GreenShardError, InputError
+from greenshard.solvers import base, classical, exact, onehot
+from greenshard.solvers.qaoa.options import QAOAOptions
 from greenshard.solvers.qaoa.solver import QAOASolver
 
 ALGORITHMS = ("auto", "qaoa", "exact", "genetic", "anneal")
+#: QAOA ansatze: ``onehot`` (one-of-K per shard, XY mixer, solvers/onehot.py) and ``binary``
+#: (ceil(log2 K) qubits a shard, X mixer, solvers/qaoa/).
+ANSATZE = ("onehot", "binary")
+DEFAULT_ANSATZ = "onehot"
 DEFAULT_MAX_QUBITS = 20
+MAX_QUBITS = 28  # 2**28 amplitudes: 5**12 = 244,140,625 placements fit
 
 
 @dataclass(frozen=True)
 class SolverConfig:
+    """What to solve with. The defaults are the InferenceDeployment CRD's spec.solver defaults
+    (tests/unit/test_solver_defaults.py holds them equal): ``greenshard plan`` and the operator
+    run the same thing."""
+
     algorithm: str = "auto"
-    depth: int = DEFAULT_DEPTH
-    shots: int = DEFAULT_SHOTS
+    ansatz: str = DEFAULT_ANSATZ
+    mixer: str = onehot.DEFAULT_MIXER
+    depth: int = onehot.DEFAULT_DEPTH
+    shots: int = onehot.DEFAULT_SHOTS
     seed: int = 0
     max_qubits: int = DEFAULT_MAX_QUBITS
     backend: str = "qsim"
     optimizer: str = "none"
     max_evaluations: int = 20
     threads: int = 0  # QAOA's CPU threads; 0: every available core
+
+
+#: spec.solver field -> (SolverConfig attribute, type, allowed values or (min, max))
+SPEC_FIELDS: Mapping[str, tuple[str, type, tuple[Any, ...]]] = {
+    "algorithm": ("algorithm", str, ALGORITHMS),
+    "ansatz": ("ansatz", str, ANSATZE),
+    "mixer": ("mixer", str, onehot.MIXERS),
+    "depth": ("depth", int, (1, 1000)),
+    "shots": ("shots", int, (1, 100_000)),
+    "seed": ("seed", int, (0, 2**31 - 1)),
+    "maxQubits": ("max_qubits", int, (1, MAX_QUBITS)),
+}
+
+
+def config_from_spec(spec_solver: Mapping[str, Any] | None, **overrides: Any) -> SolverConfig:
+    """An InferenceDeployment's ``spec.solver`` with the CRD's defaults for what it leaves out,
+    then ``overrides`` (CLI flags that were given; None means not given). Bad values raise an
+    InputError that names the field."""
+    values: dict[str, Any] = {}
+    for key, raw in (spec_solver or {}).items():
+        if key not in SPEC_FIELDS:
+            raise InputError(f"spec.solver.{key}", f"unknown field; use {', '.join(SPEC_FIELDS)}")
+        attr, kind, allowed = SPEC_FIELDS[key]
+        if kind is int:
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                raise InputError(f"spec.solver.{key}", f"must be an integer (got {raw!r})")
+            if not allowed[0] <= raw <= allowed[1]:
+                raise InputError(
+                    f"spec.solver.{key}", f"must be {allowed[0]}..{allowed[1]} (got {raw})"
+                )
+        elif raw not in allowed:
+            raise InputError(f"spec.solver.{key}", f"use one of {', '.join(allowed)} (got {raw!r})")
+        values[attr] = raw
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return SolverConfig(**values)
+
+
+def state_qubits(problem: model.Problem, config: SolverConfig) -> int:
+    """log2 of the state's amplitudes, rounded up: what maxQubits bounds. Binary: the qubits;
+    one-hot: ceil(log2 K**S) (its circuit has S*K qubits but the state lives in K**S)."""
+    if config.ansatz == "onehot":
+        return math.ceil(math.log2(problem.num_pools**problem.num_shards))
+    return hamiltonian.qubit_count(problem.num_shards, problem.num_pools)
+
+
+def qaoa_memory(problem: model.Problem, config: SolverConfig) -> int:
+    """About the bytes a QAOA solve of this problem needs with this config's ansatz."""
+    if config.ansatz == "onehot":
+        return memory.onehot_bytes(problem.num_pools**problem.num_shards)
+    return memory.qaoa_bytes(hamiltonian.qubit_count(problem.num_shards, problem.num_pools))
+
+
+def state_words(problem: model.Problem, config: SolverConfig) -> str:
+    if config.ansatz == "onehot":
+        amplitudes = problem.num_pools**problem.num_shards
+        return (
+            f"one-hot state of {problem.num_pools}**{problem.num_shards} = {amplitudes} amplitudes"
+        )
+    return f"{hamiltonian.qubit_count(problem.num_shards, problem.num_pools)} qubits"
 
 
 @dataclass
@@ -43,13 +115,14 @@ class BoundedQAOA:
     name: str = "qaoa"
 
     def solve(self, problem: model.Problem) -> base.Solution:
-        qubits = hamiltonian.qubit_count(problem.num_shards, problem.num_pools)
+        qubits = state_qubits(problem, self.config)
         if qubits > self.config.max_qubits:
-            need = (1 << qubits) * 16  # one complex64 state vector, the least a simulator holds
+            need = qaoa_memory(problem, self.config)
             raise GreenShardError(
-                f"qaoa needs {qubits} qubits for {problem.num_shards} shards on "
-                f"{problem.num_pools} pools (a {_size(need)} state vector), over maxQubits="
-                f"{self.config.max_qubits}; use the auto or exact solver, or fewer shards"
+                f"qaoa ({self.config.ansatz} ansatz) needs a {state_words(problem, self.config)} "
+                f"for {problem.num_shards} shards on {problem.num_pools} pools (about "
+                f"{_size(need)}), over maxQubits={self.config.max_qubits}; use the auto or exact "
+                "solver, or fewer shards"
             )
         return _qaoa(self.config).solve(problem)
 
@@ -61,7 +134,19 @@ def _size(num_bytes: int) -> str:
     return f"{num_bytes} B"
 
 
-def _qaoa(config: SolverConfig) -> QAOASolver:
+def _qaoa(config: SolverConfig) -> base.Solver:
+    if config.ansatz not in ANSATZE:
+        raise ValueError(f"unknown ansatz {config.ansatz!r}; use one of {', '.join(ANSATZE)}")
+    if config.ansatz == "onehot":
+        return onehot.OneHotQAOASolver(
+            onehot.OneHotOptions(
+                depth=config.depth,
+                shots=config.shots,
+                seed=config.seed,
+                mixer=config.mixer,
+                threads=config.threads,
+            )
+        )
     return QAOASolver(
         QAOAOptions(
             depth=config.depth,

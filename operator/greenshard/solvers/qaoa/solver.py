@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from greenshard import hamiltonian, model
+from greenshard import hamiltonian, model, subspace
 from greenshard.solvers import backends, base, exact
 from greenshard.solvers.qaoa.engine import QAOAEngine
 from greenshard.solvers.qaoa.options import QAOAOptions
@@ -22,6 +22,8 @@ from greenshard.solvers.qaoa.sampling import (
     ties,
 )
 from greenshard.solvers.qaoa.schedule import schedule
+
+FEASIBLE_COUNT_MAX = 1 << 24  # placements counted for the feasible-set ratio (a table scan)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class QAOASolver:
             "expectation": engine.expectation(state) * engine.scale + engine.offset,
             "gammas": [float(g) for g in gammas],
             "betas": [float(b) for b in betas],
+            "ansatz": "binary-x",
             "backend": backend.name,
             "phase": engine.phase,
             "shots": opts.shots,
@@ -55,6 +58,15 @@ class QAOASolver:
             "sampledPlacement": None if sampled is None else list(sampled),
             "samplingFoundOptimum": sampled is not None and ties(problem, sampled, optimum),
         }
+        details["uniformRatio"] = (
+            details["probabilityOfOptimum"] * 2**ham.num_qubits / max(1, optimal.size)
+        )
+        if problem.num_pools**problem.num_shards <= FEASIBLE_COUNT_MAX:
+            feasible = subspace.PlacementSpace(problem).stats.count
+            details["feasiblePlacements"] = feasible
+            details["feasibleSetRatio"] = (
+                details["probabilityOfOptimum"] * feasible / max(1, optimal.size)
+            )
         placement, method = sampled, "qaoa-sample"
         if opts.polish:
             polished = polish(problem, ham, engine.cost, samples)
