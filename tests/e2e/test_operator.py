@@ -223,6 +223,16 @@ def test_sample_reaches_ready_on_the_planned_pools_and_matches_the_cli(
         plan["baselineGramsPerHour"], rel=1e-5
     )
     assert status["solver"]["method"] == plan["solver"]["method"]
+    # the preview is what the operator runs: same ansatz, depth and state
+    assert status["solver"]["ansatz"] == plan["solver"]["ansatz"] == "onehot-xy-complete"
+    assert status["solver"]["depth"] == plan["solver"]["depth"] == 300
+    assert status["solver"]["samplingFoundOptimum"] == plan["solver"]["samplingFoundOptimum"]
+    assert status["solver"]["probabilityOfOptimum"] == pytest.approx(
+        plan["solver"]["probabilityOfOptimum"], rel=1e-3
+    )
+    assert status["solver"]["feasibleSetRatio"] == pytest.approx(
+        plan["solver"]["feasibleSetRatio"], rel=1e-3
+    )
     print(f"apply -> Ready: {elapsed:.1f} s; solver {status['solver']['wallSeconds']} s")
     # printer columns
     wide = cluster.kubectl("get", "infd", "llama", "-o", "wide", namespace=namespace).stdout
