@@ -53,7 +53,7 @@ def test_auto_goes_exact_beyond_max_qubits_and_says_why() -> None:
         "solved exactly instead"
     )
     config = SolverConfig(algorithm="auto", ansatz="binary", max_qubits=10)
-    solution = make_solver(config).solve(problem)
+    solution = planner.solve(problem, config)
     assert solution.details["reason"] == (
         "16 qubits exceeds maxQubits=10 (2^10 amplitudes); solved exactly instead"
     )

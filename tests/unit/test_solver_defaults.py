@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from greenshard import cli
+from greenshard import cli, planner
 from greenshard.errors import InputError
 from greenshard.k8s import resources
 from greenshard.solvers import registry
@@ -118,11 +118,9 @@ def test_auto_says_the_state_size_it_judged() -> None:
     problem = instances.family_problem("heldout-close-hops", 8, 3, instances.HELD_OUT_SEEDS[50])
     config = registry.SolverConfig(max_qubits=12, depth=3, shots=64)
     assert registry.state_qubits(problem, config) == 13  # 3**8 = 6561 > 2**12
-    solution = registry.make_solver(config).solve(problem)
+    solution = planner.solve(problem, config)
     assert solution.method.startswith("exact")
     assert "3**8 = 6561 amplitudes exceeds maxQubits=12" in solution.details["reason"]
-    solution = registry.make_solver(registry.SolverConfig(max_qubits=13, depth=3, shots=64)).solve(
-        problem
-    )
+    solution = planner.solve(problem, registry.SolverConfig(max_qubits=13, depth=3, shots=64))
     assert solution.details["ansatz"] == "onehot-xy-complete"
     assert "within maxQubits=13" in solution.details["reason"]
