@@ -80,6 +80,18 @@ crd-template: venv tools ## Regenerate spec.template (PodTemplateSpec) from the 
 bench-operator: venv tools ## apply -> Ready on 50 KWOK nodes; 20 deployments on 500 nodes.
 	$(PY) hack/bench_operator.py
 
+.PHONY: chaos
+chaos: venv tools ## Fault injection, full numbers: 50 operator SIGKILLs, 10 apiserver + 3 etcd restarts, injected API errors.
+	rm -f hack/.state/chaos/results.jsonl
+	GREENSHARD_CHAOS=full $(PY) -m pytest tests/e2e/test_chaos.py -q -s -o timeout=3600 $(PYTEST_ARGS)
+	@cat hack/.state/chaos/results.jsonl
+
+.PHONY: soak
+soak: venv tools ## Soak, full numbers: 5000 KWOK nodes, 200 deployments, then 5 quiet minutes (writes, RSS).
+	rm -f hack/.state/chaos/results.jsonl
+	GREENSHARD_CHAOS=full $(PY) -m pytest tests/e2e/test_soak.py -q -s -o timeout=7200 $(PYTEST_ARGS)
+	@cat hack/.state/chaos/results.jsonl
+
 .PHONY: bench
 bench: venv ## QAOA and classical solver benchmark (prints a table).
 	$(VENV)/bin/greenshard bench
