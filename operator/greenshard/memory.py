@@ -113,9 +113,11 @@ def without_hugepage_malloc(environ: dict[str, str] | None = None) -> dict[str, 
     return env
 
 
-def hugepage_malloc_active(probe_bytes: int = 8 << 20) -> bool:
+def hugepage_malloc_active(probe_bytes: int = 64 << 20) -> bool:
     """Whether malloc hands this process transparent huge pages: a fresh ``probe_bytes`` block
-    from libc's malloc, touched, is looked up in /proc/self/smaps. (The tunable is read once, at
+    from libc's malloc, touched, is looked up in /proc/self/smaps. (64 MiB: above glibc's largest
+    dynamic mmap threshold, so the block is a new mapping, not heap that numpy may have advised
+    for huge pages already. The tunable is read once, at
     start, and only where the kernel's THP mode allows it; glibc also rewrites the variable in
     the process's initial environment, so this looks at the pages, not at the variable.)"""
     try:
