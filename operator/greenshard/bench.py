@@ -356,6 +356,7 @@ def _evaluation(task: Task) -> dict[str, Any]:
         "amplitudes": run.amplitudes,
         "secondsPerEvaluation": run.seconds,
         "secondsPerPass": run.pass_seconds,
+        "passReference": run.pass_reference,
         "passes": run.passes,
         "peakBytesPerAmplitude": run.peak_bytes_per_amplitude,
         "estimateBytesPerAmplitude": memory.BYTES_PER_AMPLITUDE,
@@ -527,6 +528,8 @@ def render_table(rows: list[dict[str, Any]], notes: list[str], started: dict[str
                 ],
             )
         notes = notes + sorted({r["fallback"] for r in evaluations if r.get("fallback")})
+        if any(r.get("ranOn") == "qsim-gpu" and r.get("passReference") == "host" for r in rows):
+            notes.append("qsim-gpu passes are against a host copy: no CuPy to time the GPU's own")
     if solves:
         lines += ["", "Solvers on the same instances (seconds to an answer verified exactly)"]
         lines += _grid(

@@ -8,6 +8,7 @@ solve, by solver name, by :func:`timed_solve`. Heavy imports (cirq, qsim) happen
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import statistics
@@ -183,6 +184,27 @@ def time_pass(source: npt.NDArray[np.complex64], repeat: int = PASS_REPEAT) -> l
     return times
 
 
+def gpu_pass_seconds(amplitudes: int, repeat: int = PASS_REPEAT) -> list[float]:
+    """Seconds of read+write passes over a complex64 array of ``amplitudes`` in the GPU's own
+    memory (a device-to-device copy with CuPy), or [] where CuPy or a GPU is missing: a qsim-gpu
+    evaluation's passes are then against the host's copy, and the row says so."""
+    try:
+        cupy: Any = importlib.import_module("cupy")
+        source = cupy.zeros(amplitudes, dtype=cupy.complex64)
+        target = cupy.empty_like(source)
+        cupy.copyto(target, source)
+        cupy.cuda.Device().synchronize()
+    except Exception:  # no CuPy, no device, no memory: the host's pass stands in
+        return []
+    times = []
+    for _ in range(repeat):  # pragma: no cover - needs a GPU
+        start = time.perf_counter()
+        cupy.copyto(target, source)
+        cupy.cuda.Device().synchronize()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def worker_environment(path: str) -> dict[str, str]:
     """The environment of a worker that times ``path``: malloc with huge pages after, as
     before without (glibc reads it when the worker starts)."""
@@ -199,6 +221,7 @@ class Evaluation:
 
     seconds: float
     pass_seconds: float
+    passes: float  # the median of (seconds / the pass timed just before) over the evaluations
     setup: float
     threads: int
     amplitudes: int
@@ -208,11 +231,7 @@ class Evaluation:
     engine: Any  # QAOAEngine (binary) or SubspaceSimulator (onehot)
     state: Any  # the last state prepared (complex64)
     hugepages: bool = False  # whether the worker's malloc asked for transparent huge pages
-
-    @property
-    def passes(self) -> float:
-        """Seconds per evaluation in passes over the state: the ratio the issue's target is in."""
-        return self.seconds / self.pass_seconds
+    pass_reference: str = "host"  # host: a numpy copy; gpu: a copy in the GPU's own memory
 
     @property
     def peak_bytes_per_amplitude(self) -> float:
@@ -271,41 +290,58 @@ def time_evaluation(
     path: str = "after",
 ) -> Evaluation:
     """One QAOA energy evaluation at the default linear ramp (prepare the state, then
-    ``<psi|C|psi>``, as an optimiser's loop calls it): the median of ``repeat`` after a warm-up;
-    the median read+write pass over a state of the same size, timed before and after the
-    evaluations in this process; the peak memory of the evaluations above what the process held
-    before the setup; and the one-off setup (cost diagonal and engine)."""
+    ``<psi|C|psi>``, as an optimiser's loop calls it), ``repeat`` times after a warm-up, each right
+    after one read+write pass over a state of the same size: the median seconds, the median pass,
+    the median of the per-evaluation ratios (so that load drifting during the run cancels), the
+    peak memory of the evaluations (reset before each, passes excluded) above what the process
+    held before the setup, and the one-off setup (cost diagonal and engine)."""
     before = memory.resident_bytes()
     start = time.perf_counter()
     engine, gammas, betas = make_evaluator(problem, depth, ansatz, backend, threads, phase, path)
     setup = time.perf_counter() - start
-    reuse = ansatz == "binary" and path == "after"  # energy() keeps its last buffer for the next
+    reuse = ansatz == "binary" and path == "after"  # the last state's buffer is the next layer 1
+    kept: list[npt.NDArray[np.complex64]] = []  # that buffer, held by no name during a call
 
-    def evaluate() -> float:
-        if reuse:
-            return float(engine.energy(gammas, betas))
-        return float(engine.expectation(engine.state(gammas, betas)))  # a new state each time
+    def evaluate() -> npt.NDArray[np.complex64]:
+        state: npt.NDArray[np.complex64]
+        if reuse and kept:
+            state = engine.state(gammas, betas, kept.pop())  # as QAOAEngine.energy does
+        else:
+            state = engine.state(gammas, betas)  # a new state each time
+        engine.expectation(state)
+        return state
 
-    evaluate()  # warm-up: first touch, thread start
-    size = int(engine.cost.size) if ansatz == "binary" else int(engine.size)
-    scratch = np.zeros(size, dtype=np.complex64)
-    passes = time_pass(scratch)
-    del scratch
-    memory.reset_peak()
-    times = []
+    kept.append(evaluate())  # warm-up: first touch, thread start
+    size = int(kept[0].size)
+    if not reuse:
+        kept.clear()
+    times: list[float] = []
+    passes: list[float] = []
+    peak = 0
     for _ in range(repeat):
+        source = kept[0] if kept else np.ones(size, dtype=np.complex64)
+        passes.append(min(time_pass(source, 2)))
+        del source
+        memory.reset_peak()
         start = time.perf_counter()
-        evaluate()
+        state = evaluate()
         times.append(time.perf_counter() - start)
-    peak = memory.peak_bytes() - before
-    if ansatz == "binary":
-        engine.release()
-    state = engine.state(gammas, betas)
-    passes += time_pass(state)
+        peak = max(peak, memory.peak_bytes() - before)
+        if reuse:
+            kept.append(state)
+        del state
+    state = kept.pop() if kept else engine.state(gammas, betas)
     runner = getattr(engine, "backend", None)
+    reference = "host"
+    if runner is not None and runner.name == "qsim-gpu":  # pragma: no cover - needs a CUDA qsim
+        on_device = gpu_pass_seconds(size)
+        if on_device:
+            passes, reference = [statistics.median(on_device)] * len(times), "gpu"
     return Evaluation(
+        pass_reference=reference,
         seconds=statistics.median(times),
         pass_seconds=statistics.median(passes),
+        passes=statistics.median(t / p for t, p in zip(times, passes, strict=True)),
         setup=setup,
         threads=engine.threads,
         amplitudes=size,

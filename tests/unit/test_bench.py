@@ -29,7 +29,8 @@ def test_bench_json_rows_have_the_documented_keys(capsys: pytest.CaptureFixture[
         assert 0 < row["probabilityOfOptimum"] <= 1
         assert row["amplitudes"] == 2 ** row["qubits"]
         assert row["secondsPerPass"] > 0
-        assert row["passes"] == pytest.approx(row["secondsPerEvaluation"] / row["secondsPerPass"])
+        assert row["passes"] > 0
+        assert row["passReference"] == "host"
         assert row["peakBytesPerAmplitude"] >= 0
         assert row["estimateBytesPerAmplitude"] == memory.BYTES_PER_AMPLITUDE
         assert row["path"] == "after"

@@ -35,10 +35,11 @@ def test_a_pass_over_a_bigger_state_takes_longer() -> None:
     assert min(harness.time_pass(big, 3)) > 10 * min(harness.time_pass(small, 3))
 
 
-def test_passes_are_seconds_per_evaluation_over_seconds_per_pass() -> None:
+def test_peak_per_amplitude_is_the_peak_over_the_state_size() -> None:
     run = harness.Evaluation(
         seconds=1.5,
         pass_seconds=0.05,
+        passes=30.0,
         setup=0.0,
         threads=1,
         amplitudes=1 << 20,
@@ -48,7 +49,6 @@ def test_passes_are_seconds_per_evaluation_over_seconds_per_pass() -> None:
         engine=None,
         state=None,
     )
-    assert run.passes == pytest.approx(30.0)
     assert run.peak_bytes_per_amplitude == pytest.approx(21.0)
 
 
@@ -58,7 +58,8 @@ def test_time_evaluation_reports_passes_and_peak_per_amplitude(ansatz: str) -> N
     run = harness.time_evaluation(problem, 2, threads=1, repeat=2, ansatz=ansatz)
     assert run.amplitudes == 1 << 14 == run.state.size
     assert run.seconds > 0 and run.pass_seconds > 0
-    assert run.passes == pytest.approx(run.seconds / run.pass_seconds)
+    assert run.passes > 0  # the median of per-evaluation ratios, each against its own pass
+    assert run.seconds / run.pass_seconds / 10 < run.passes < 10 * run.seconds / run.pass_seconds
     assert run.peak_bytes >= 0
     expected = run.engine.expectation(run.state)
     assert math.isfinite(expected)
@@ -136,6 +137,11 @@ def test_gpu_reason_is_empty_when_qsim_has_a_cuda_module(monkeypatch: pytest.Mon
     assert backends.gpu_unavailable_reason() == ""
     monkeypatch.setattr(qsimcirq, "qsim_gpu", None)
     assert "CPU-only" in backends.gpu_unavailable_reason()
+
+
+def test_without_cupy_the_gpu_pass_is_left_to_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import fails, as where CuPy is missing
+    assert harness.gpu_pass_seconds(1 << 10) == []
 
 
 def test_unknown_backend_names_the_choices() -> None:
