@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 #: Bytes per basis state (amplitude) while QAOA runs: the float32 cost (4), the complex64 state
-#: (8) and the backend's copy of it (8), plus slack for sampling's blocks. Measured: 5342 MiB
-#: peak at 28 qubits (README "Benchmark"), 20.9 bytes a basis state with the interpreter.
+#: (8) and the backend's new buffer of each call (8), plus slack for sampling's blocks. The one
+#: estimate: the operator's bound (k8s/solving.py), the chart's memory (values.yaml
+#: resources.memory.bytesPerAmplitude, held equal by a test) and bench. bench measures the peak of
+#: an evaluation above the worker's memory before the setup: 20.0-20.3 at 24-28 qubits.
 BYTES_PER_AMPLITUDE = 24
 
 
