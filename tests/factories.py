@@ -49,28 +49,35 @@ def random_documents(
     for region, accel in itertools.product(region_names, accels):
         keys.append((region, accel))
     rng.shuffle(keys)
+    shard_bytes = model_bytes / shards * 1.2  # a replica of an average shard, overhead included
     nodes = []
     for i, (region, accel) in enumerate(sorted(keys[:pools])):
-        cap = model_bytes * (rng.uniform(0.2, 0.6) if tight else 2.0)
-        labels = {model.REGION_LABEL: region}
-        alloc = {"memory": "1Gi"}
-        if accel != "cpu":
-            labels |= {
-                model.GPU_PRODUCT_LABEL: accel,
-                model.GPU_MEMORY_LABEL: str(math.ceil(cap / 2**20)),
-                model.GPU_COUNT_LABEL: "1",
-            }
-        else:
-            alloc = {"memory": str(int(cap))}
-        nodes.append(
-            {
-                "metadata": {"name": f"n{i}", "labels": labels},
-                "status": {
-                    "allocatable": alloc,
-                    "conditions": [{"type": "Ready", "status": "True"}],
-                },
-            }
-        )
+        # Whole GPUs per node (cost-model v2): a shard replica needs 1 or 2 GPUs; tight pools
+        # have room for a few replicas only, loose ones for every shard.
+        per_gpu = shard_bytes * rng.uniform(0.6, 1.3)
+        count = int(rng.integers(1, 3))
+        for j in range(count):
+            gpus = int(rng.integers(1, 4)) if tight else 2 * shards
+            labels = {model.REGION_LABEL: region}
+            alloc = {"memory": "1Gi"}
+            if accel != "cpu":
+                labels |= {
+                    model.GPU_PRODUCT_LABEL: accel,
+                    model.GPU_MEMORY_LABEL: str(math.ceil(per_gpu / 2**20)),
+                    model.GPU_COUNT_LABEL: str(gpus),
+                }
+                alloc["nvidia.com/gpu"] = str(gpus)
+            else:
+                alloc = {"memory": str(int(per_gpu * gpus))}
+            nodes.append(
+                {
+                    "metadata": {"name": f"n{i}-{j}", "labels": labels},
+                    "status": {
+                        "allocatable": alloc,
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                    },
+                }
+            )
     deployment = {
         "metadata": {"name": "t"},
         "spec": {
@@ -156,3 +163,14 @@ def independent_emissions(
             boundary_bytes * tokens * e * (pue(r1) + pue(r2)) / 2 * (ci(r1) + ci(r2)) / 2 / 1000
         )
     return total
+
+
+def starved(problem: model.Problem) -> model.Problem:
+    """The same problem with no free capacity on any node (every GPU held by someone else)."""
+    from dataclasses import replace
+
+    from greenshard import feasibility
+
+    cap = problem.capacity
+    pools = [replace(p, free=tuple(0 for _ in p.free)) for p in cap.pools]
+    return replace(problem, capacity=feasibility.Capacity.build(pools, cap.demand, cap.replicas))

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from greenshard import bench, carbon, model, parsing, planner
+from greenshard import bench, carbon, model, parsing, planner, pods
 from greenshard.errors import GreenShardError, InputError
 from greenshard.solvers.onehot import MIXERS
 from greenshard.solvers.registry import (
@@ -170,6 +170,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     deployment, spec_solver = load_yaml(args.file, _deployment_and_solver)
     nodes = load_yaml(args.nodes, parsing.parse_nodes)
     profile = load_yaml(args.profile, parsing.parse_grid_profile)
+    held = None
+    if args.pods:
+        others = load_yaml(args.pods, pods.parse_pods)
+        held = pods.usage_by_node(others, exclude=(deployment.namespace, deployment.name))
     hour = args.hour if args.hour is not None else carbon.current_utc_hour()
     try:  # the file's spec.solver, the CRD's defaults for the rest, then the flags given
         config = config_from_spec(
@@ -185,7 +189,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     except InputError as exc:
         raise CliError(str(exc.with_source(args.file))) from exc
     try:
-        problem = model.build_problem(deployment, nodes, profile, hour)
+        problem = model.build_problem(deployment, nodes, profile, hour, held=held)
     except GreenShardError as exc:
         raise CliError(
             f"{args.nodes}: {exc}; check spec.placement.nodeSelector in {args.file}, "
@@ -216,15 +220,20 @@ def _deployment_and_solver(doc: object) -> tuple[Any, Any]:
 
 
 def render_plan_table(data: dict[str, Any]) -> str:
-    rows = [("SHARD", "LAYERS", "POOL", "REGION", "ACCELERATOR", "GCO2E/H")]
+    rows = [("SHARD", "LAYERS", "POOL", "GPUS/REPLICA", "NODES", "GCO2E/H")]
+    nodes_of: dict[int, list[str]] = {}
+    for pool_packing in data["packing"].values():
+        for node, shards in pool_packing.items():
+            for shard in shards:
+                nodes_of.setdefault(shard, []).append(node)
     for row in data["placement"]:
         rows.append(
             (
                 str(row["shard"]),
                 f"{row['layers'][0]}-{row['layers'][1]}",
                 row["pool"],
-                row["region"],
-                row["accelerator"],
+                str(row["gpusPerReplica"]),
+                ",".join(nodes_of.get(row["shard"], [])),
                 f"{row['gramsPerHour']:.3f}",
             )
         )
@@ -242,6 +251,12 @@ def render_plan_table(data: dict[str, Any]) -> str:
         f"baseline:   {data['baselineGramsPerHour']:.3f} gCO2e/h (carbon-unaware: "
         f"{_runs(data['baselinePlacement'])})",
         f"savings:    {data['savingsPercent']:.2f} %",
+        "latency:    "
+        + (
+            "unknown (a region pair has no RTT in the GridProfile's spec.network)"
+            if data["pipelineLatencyMs"] is None
+            else f"{data['pipelineLatencyMs']:g} ms round trip summed over the shard boundaries"
+        ),
         f"solver:     {solver['algorithm']} -> {solver['method']}, {solver['qubits']} qubits, "
         f"depth {solver['depth']}, {solver['evaluations']} evaluations, "
         f"{solver['wallSeconds']:.3f} s",
@@ -262,6 +277,11 @@ def render_plan_table(data: dict[str, Any]) -> str:
             ratio = solver.get("feasibleSetRatio")
             ratio_text = "" if ratio is None else f", {ratio:.3g}x uniform over the feasible set"
             lines.append(f"state:      P(optimum) {solver['probabilityOfOptimum']:.4g}{ratio_text}")
+    for cap in data["capacity"]:
+        lines.append(
+            f"capacity:   {cap['pool']}: {cap['free']:g} of {cap['total']:g} {cap['unit']} free"
+            + (f" (held: {cap['heldBy']})" if cap.get("heldBy") else "")
+        )
     for skipped in data["skippedPools"]:
         lines.append(f"skipped:    {skipped['pool']}: {skipped['reason']}")
     return "\n".join(lines)
@@ -422,6 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--file", required=True, help="InferenceDeployment YAML (- for stdin)")
     p.add_argument("--nodes", required=True, help="NodeList YAML (kubectl get nodes -o yaml)")
     p.add_argument("--profile", required=True, help="GridProfile YAML")
+    p.add_argument(
+        "--pods",
+        help="PodList YAML (kubectl get pods -A -o yaml): GPUs other pods hold count as used",
+    )
     p.add_argument("--hour", type=_hour, help="UTC hour 0..23 (default: now)")
     defaults = " (default: the file's spec.solver, else the CRD default %s)"
     p.add_argument(

@@ -16,7 +16,9 @@ Energy
 
 * ``c~``/``l~`` are the cost-model compute and link terms in g/h; an unused code (``>= K``) costs
   the shard's largest compute term and the largest link term, so every term stays local.
-* ``v(x)`` counts violations: unused codes, pools over memory capacity, region hops over the limit.
+* ``v(x)`` counts violations: unused codes, pools whose shards do not pack onto their nodes
+  (whole GPUs, feasibility.Capacity), region hops over the limit, a pipeline over the latency
+  limit (or through a boundary without a known RTT).
 * ``A = UB - LB + margin``, where UB and LB bound the emissions of any placement, so every
   infeasible bitstring costs more than every feasible one, and a feasible one costs exactly its
   emissions (the constant is 0).
@@ -135,8 +137,9 @@ class _Block:
     energy: FloatArray  # compute + inner links + unused-code penalties
     first: IntArray  # code of the run's first shard
     last: IntArray  # code of the run's last shard
-    loads: dict[int, npt.NDArray[np.int32]]  # layers per memory-limited pool
+    loads: dict[int, npt.NDArray[np.int64]]  # load index per capacity-limited pool
     hops: npt.NDArray[np.int32]  # region changes inside the run
+    latency: FloatArray  # boundary RTTs inside the run (inf through a forbidden boundary)
 
 
 class CostHamiltonian:
@@ -163,13 +166,16 @@ class CostHamiltonian:
         )
         spread = self.upper_bound - self.lower_bound
         self.penalty = spread + max(spread * 0.05, 1e-9 * max(abs(self.upper_bound), 1.0))
-        self.memory_pools = [
-            k
-            for k in range(self.num_pools)
-            if problem.capacity_layers[k] < sum(problem.demand_layers)
-        ]
-        self.memory_caps = {k: int(problem.capacity_layers[k]) for k in self.memory_pools}
+        self.memory_pools = problem.capacity_pools()
+        self.fit_tables = {k: problem.capacity.fit_table(k) for k in self.memory_pools}
+        self.weight = problem.load_weight
         self.hop_limit = problem.max_region_hops if problem.hops_binding() else None
+        self.latency_limit = problem.max_latency_ms if problem.latency_binding() else None
+        # Boundary RTT per code pair; forbidden boundaries and unused codes: inf (a violation).
+        self.latency_ext = np.full((self.codes, self.codes), np.inf)
+        self.latency_ext[: self.num_pools, : self.num_pools] = np.where(
+            problem.latency_allowed(), problem.latency_or_zero(), np.inf
+        )
         # Region id per code; unused codes get regions of their own (a hop to and from them).
         self.region_ext = np.concatenate(
             [problem.region_of_pool, -1 - np.arange(self.num_pools, self.codes)]
@@ -177,8 +183,11 @@ class CostHamiltonian:
 
     @property
     def has_global_penalty(self) -> bool:
-        """Whether memory or hop limits can bind (then the diagonal is not a local polynomial)."""
-        return bool(self.memory_pools) or self.hop_limit is not None
+        """Whether capacity, hop or latency limits can bind (then the diagonal is not a local
+        polynomial)."""
+        return (
+            bool(self.memory_pools) or self.hop_limit is not None or self.latency_limit is not None
+        )
 
     # ----------------------------------------------------------------- single bitstrings
 
@@ -204,12 +213,17 @@ class CostHamiltonian:
         p = self.problem
         v = sum(1 for k in codes if k >= self.num_pools)
         for k in self.memory_pools:
-            load = sum(p.shards[s].layers for s, kk in enumerate(codes) if kk == k)
-            v += int(load > p.capacity_layers[k])
+            load = sum(int(self.weight[s]) for s, kk in enumerate(codes) if kk == k)
+            v += int(not self.fit_tables[k][load])
         if self.hop_limit is not None:
             regions = [p.region_of_pool[k] if k < self.num_pools else -1 - k for k in codes]
             hops = sum(1 for s in range(len(codes) - 1) if regions[s] != regions[s + 1])
             v += max(0, hops - self.hop_limit)
+        if self.latency_limit is not None:
+            total = sum(
+                float(self.latency_ext[codes[s], codes[s + 1]]) for s in range(len(codes) - 1)
+            )
+            v += int(total > self.latency_limit + model.LATENCY_TOL_MS)
         return v
 
     def energy(self, bits: Sequence[int]) -> float:
@@ -246,14 +260,22 @@ class CostHamiltonian:
         head = self._block(0, self.num_shards - tail_shards)
         tail = self._block(self.num_shards - tail_shards, tail_shards)
         width = tail.energy.size
-        signature = np.stack([head.last, head.hops, *head.loads.values()], axis=1)
+        # Latency enters the signature as its rank among the distinct head latencies, so the
+        # signature stays integral (inf, for a forbidden boundary, included).
+        lat_values, lat_rank = np.unique(head.latency, return_inverse=True)
+        signature = np.stack([head.last, head.hops, lat_rank.ravel(), *head.loads.values()], axis=1)
         unique, inverse = np.unique(signature, axis=0, return_inverse=True)
-        for u, (last, hops, *loads) in enumerate(unique.tolist()):
+        for u, (last, hops, rank, *loads) in enumerate(unique.tolist()):
             extra = tail.energy.copy()
             if head.shards:
                 extra += self.link_ext[last, tail.first]
-            for (k, cap), load in zip(self.memory_caps.items(), loads, strict=True):
-                extra += self.penalty * (tail.loads[k] > cap - load)
+            for k, load in zip(self.memory_pools, loads, strict=True):
+                extra += self.penalty * ~self.fit_tables[k][tail.loads[k] + load]
+            if self.latency_limit is not None:
+                total_lat = tail.latency + float(lat_values[rank])
+                if head.shards:
+                    total_lat = total_lat + self.latency_ext[last, tail.first]
+                extra += self.penalty * (total_lat > self.latency_limit + model.LATENCY_TOL_MS)
             if self.hop_limit is not None:
                 total = tail.hops + hops
                 if head.shards:
@@ -268,23 +290,29 @@ class CostHamiltonian:
         unused = self.penalty * (code >= self.num_pools)
         energy = np.zeros(1)
         first = last = np.zeros(1, dtype=np.int64)
-        loads = {k: np.zeros(1, dtype=np.int32) for k in self.memory_caps}
+        loads = {k: np.zeros(1, dtype=np.int64) for k in self.memory_pools}
         hops = np.zeros(1, dtype=np.int32)
+        latency = np.zeros(1)
         for s in range(first_shard, first_shard + count):
             step = self.compute_ext[s] + unused
-            n_s = int(self.problem.shards[s].layers)
+            w_s = int(self.weight[s])
             if s == first_shard:
                 energy, first, last = step.copy(), code.copy(), code.copy()
-                loads = {k: (code == k).astype(np.int32) * n_s for k in loads}
+                loads = {k: (code == k).astype(np.int64) * w_s for k in loads}
                 hops = np.zeros(self.codes, dtype=np.int32)
+                latency = np.zeros(self.codes)
                 continue
             energy = (energy[:, None] + self.link_ext[last] + step[None, :]).ravel()
-            loads = {k: (v[:, None] + (code == k) * n_s).ravel() for k, v in loads.items()}
+            loads = {k: (v[:, None] + (code == k) * w_s).ravel() for k, v in loads.items()}
             change = self.region_ext[last][:, None] != self.region_ext[None, :]
             hops = (hops[:, None] + change).ravel()
+            if self.latency_limit is not None:
+                latency = (latency[:, None] + self.latency_ext[last]).ravel()
+            else:
+                latency = np.zeros(energy.size)
             first = np.repeat(first, self.codes)
             last = np.tile(code, last.size)
-        return _Block(count, energy, first, last, loads, hops)
+        return _Block(count, energy, first, last, loads, hops, latency)
 
     # ------------------------------------------------------------------------- Ising
 

@@ -44,10 +44,15 @@ def synthetic_documents(
         if key not in pool_keys:
             pool_keys.append(key)
     model_bytes = params * 1e9 * 2.0
+    # Whole GPUs (cost-model v2): one GPU holds the largest shard (memoryOverhead 0), and a pool
+    # holds a share of the shards (35-90%, as the summed-memory instances held a share of the
+    # model), so capacity binds about as often as before.
+    largest = model_bytes * -(-layers // shards) / layers
     nodes = []
     for i, (region, accel) in enumerate(sorted(pool_keys)):
         share = float(rng.uniform(0.35, 0.9))
-        mib = int(np.ceil(model_bytes * share / 2**20))
+        mib = int(np.ceil(largest / 2**20))
+        gpus = max(1, int(np.floor(share * shards)))
         nodes.append(
             {
                 "apiVersion": "v1",
@@ -58,12 +63,12 @@ def synthetic_documents(
                         model.REGION_LABEL: region,
                         model.GPU_PRODUCT_LABEL: accel,
                         model.GPU_MEMORY_LABEL: str(mib),
-                        model.GPU_COUNT_LABEL: "1",
+                        model.GPU_COUNT_LABEL: str(gpus),
                     },
                 },
                 "status": {
                     "conditions": [{"type": "Ready", "status": "True"}],
-                    "allocatable": {"memory": "64Gi"},
+                    "allocatable": {"memory": "64Gi", "nvidia.com/gpu": str(gpus)},
                 },
             }
         )
@@ -78,6 +83,7 @@ def synthetic_documents(
                 "hiddenSize": 8192,
                 "parametersBillions": params,
                 "dtype": "bfloat16",
+                "memoryOverhead": 0.0,
             },
             "sharding": {"shards": shards, "replicas": 1},
             "workload": {"tokensPerSecond": float(rng.integers(200, 2000))},
@@ -255,12 +261,18 @@ def family_documents(
     layers = shards * int(rng.integers(2, 5)) + int(rng.integers(0, shards))
     params = float(rng.choice([13.0, 34.0, 70.0]))
     model_bytes = params * 1e9 * 2.0
+    largest = model_bytes * -(-layers // shards) / layers  # bytes of the largest shard
     nodes: list[dict[str, Any]] = []
     for region, accel in chosen:
         share = float(rng.uniform(*family.capacity)) / pools
         count = int(rng.integers(family.nodes_per_pool[0], family.nodes_per_pool[1] + 1))
-        gpus = int(rng.choice(family.gpus_per_node))
-        mib = int(np.ceil(model_bytes * share / (count * gpus) / 2**20))
+        # Whole GPUs (cost-model v2): a replica of the largest shard needs g = 4..8 small GPUs
+        # (so shards of fewer layers need fewer, and capacity is fine-grained as the
+        # summed-memory families were), and the pool holds about `share` of the shards.
+        g = int(rng.integers(4, 9))
+        mib = int(np.ceil(largest / g / 2**20))
+        count = max(1, min(count, int(share * shards)))  # no node too small for a replica
+        gpus = max(1, int(share * shards * g / count))
         for _ in range(count):
             nodes.append(
                 {
@@ -293,6 +305,7 @@ def family_documents(
                 "hiddenSize": 8192,
                 "parametersBillions": params,
                 "dtype": "bfloat16",
+                "memoryOverhead": 0.0,
             },
             "sharding": {"shards": shards, "replicas": 1},
             "workload": {"tokensPerSecond": float(rng.integers(200, 2000))},

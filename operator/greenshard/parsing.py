@@ -12,9 +12,12 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from greenshard import network
 from greenshard.errors import InputError
 from greenshard.model import (
+    DEFAULT_MEMORY_OVERHEAD,
     DTYPE_BYTES,
+    GPU_RESOURCE,
     DeploymentSpec,
     GridProfile,
     LabelSelector,
@@ -224,6 +227,12 @@ def parse_deployment(doc: object) -> DeploymentSpec:
         ),
         selector=parse_selector(placement.raw("nodeSelector"), "spec.placement.nodeSelector"),
         max_region_hops=placement.integer("maxRegionHops", 0, 1024, required=False),
+        memory_overhead=model.number("memoryOverhead", 0.0, 10.0, default=DEFAULT_MEMORY_OVERHEAD),
+        max_pipeline_latency_ms=(
+            None
+            if placement.raw("maxPipelineLatencyMs") is None
+            else placement.number("maxPipelineLatencyMs", 0.0, network.MAX_LATENCY_MS)
+        ),
     )
 
 
@@ -246,14 +255,19 @@ def parse_node(doc: object, path: str = "node") -> NodeInfo:
                 ready = cond.get("status") == "True"
     alloc = status.raw("allocatable") or {}
     memory = 0.0
+    gpus: int | None = None
     if isinstance(alloc, Mapping) and alloc.get("memory") is not None:
         memory = parse_quantity(alloc["memory"], f"{path}.status.allocatable.memory")
+    if isinstance(alloc, Mapping) and alloc.get(GPU_RESOURCE) is not None:
+        here = f"{path}.status.allocatable.{GPU_RESOURCE}"
+        gpus = max(0, math.floor(parse_quantity(alloc[GPU_RESOURCE], here) + 1e-9))
     return NodeInfo(
         name,
         {str(k): str(v) for k, v in labels.items()},
         bool(spec.raw("unschedulable")),
         ready,
         memory,
+        gpus,
     )
 
 
@@ -317,6 +331,7 @@ def parse_grid_profile(doc: object) -> GridProfile:
             links.number("sameRegionJoulesPerByte", 0.0, 1e3),
             links.number("crossRegionJoulesPerByte", 0.0, 1e3),
         ),
+        network.parse_network(spec.raw("network")),
     )
 
 

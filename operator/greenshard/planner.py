@@ -45,6 +45,7 @@ class Plan:
 
     def placement_rows(self) -> list[dict[str, Any]]:
         rows = []
+        gpus = model.gpus_per_replica(self.problem, self.solution.placement)
         for shard, k in zip(self.problem.shards, self.solution.placement, strict=True):
             pool = self.problem.pools[k]
             rows.append(
@@ -55,6 +56,7 @@ class Plan:
                     "region": pool.region,
                     "accelerator": pool.accelerator,
                     "gramsPerHour": float(self.problem.compute[shard.index, k]),
+                    "gpusPerReplica": gpus[shard.index],
                 }
             )
         return rows
@@ -97,12 +99,31 @@ class Plan:
                 for p in self.problem.skipped
             ],
             "placement": self.placement_rows(),
+            "packing": model.packing(self.problem, self.solution.placement),
+            "pipelineLatencyMs": model.pipeline_latency(self.problem, self.solution.placement),
+            "capacity": capacity_rows(self.problem),
             "emissionsGramsPerHour": self.emissions,
             "baselineGramsPerHour": self.baseline_emissions,
             "baselinePlacement": [self.problem.pools[k].key for k in self.baseline.placement],
             "savingsPercent": self.savings_percent,
             "solver": solver,
         }
+
+
+def capacity_rows(problem: model.Problem) -> list[dict[str, Any]]:
+    """Free and total capacity per considered pool: GPUs, or GiB on cpu pools."""
+    rows = []
+    for pool, nodes in zip(problem.pools, problem.capacity.pools, strict=True):
+        scale = 1.0 if nodes.unit == "gpu" else 2.0**-30
+        rows.append(
+            {
+                "pool": pool.key,
+                "unit": "gpu" if nodes.unit == "gpu" else "GiB",
+                "free": round(nodes.free_sum * scale, 3),
+                "total": round(sum(nodes.total) * scale, 3),
+            }
+        )
+    return rows
 
 
 def baseline(problem: model.Problem) -> base.Solution:

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from greenshard import model
+from greenshard import feasibility, model, parsing
 from greenshard.errors import InputError
 
-GPU_RESOURCE = "nvidia.com/gpu"
+GPU_RESOURCE = model.GPU_RESOURCE
 #: The label that marks the pods (and workloads) of an InferenceDeployment: its name.
 OWNER_LABEL = "greenshard.io/deployment"
 TERMINAL_PHASES = ("Succeeded", "Failed")
@@ -43,15 +43,6 @@ class PodUsage:
         return self.namespace == namespace and self.owner == name
 
 
-@dataclass(frozen=True)
-class NodeUsage:
-    gpus: int = 0
-    memory_bytes: float = 0.0
-
-    def plus(self, gpus: int, memory_bytes: float) -> NodeUsage:
-        return NodeUsage(self.gpus + gpus, self.memory_bytes + memory_bytes)
-
-
 def _container_amount(container: object, resource: str, path: str, gpu: bool) -> float:
     if not isinstance(container, Mapping):
         return 0.0
@@ -64,7 +55,7 @@ def _container_amount(container: object, resource: str, path: str, gpu: bool) ->
     for kind in order:
         values = res.get(kind) or {}
         if isinstance(values, Mapping) and values.get(resource) is not None:
-            return model.parse_quantity(values[resource], f"{path}.resources.{kind}.{resource}")
+            return parsing.parse_quantity(values[resource], f"{path}.resources.{kind}.{resource}")
     return 0.0
 
 
@@ -127,14 +118,14 @@ def parse_pods(doc: object) -> list[PodUsage]:
 
 def usage_by_node(
     pods: Iterable[PodUsage], exclude: tuple[str, str] | None = None
-) -> dict[str, NodeUsage]:
+) -> dict[str, feasibility.NodeUsage]:
     """GPUs and memory held on each node by pods that hold capacity, except those that the
     InferenceDeployment ``exclude`` = (namespace, name) owns."""
-    out: dict[str, NodeUsage] = {}
+    out: dict[str, feasibility.NodeUsage] = {}
     for pod in pods:
         if not pod.holds_capacity:
             continue
         if exclude is not None and pod.owned_by(*exclude):
             continue
-        out[pod.node] = out.get(pod.node, NodeUsage()).plus(pod.gpus, pod.memory_bytes)
+        out[pod.node] = out.get(pod.node, feasibility.NodeUsage()).plus(pod.gpus, pod.memory_bytes)
     return out

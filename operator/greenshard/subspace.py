@@ -60,6 +60,7 @@ class _Part:
     last: IntArray  # pool of the run's last shard
     hops: IntArray  # region changes inside the run
     subsets: npt.NDArray[np.int32]  # (K, rows): bit mask of the run's shards on each pool
+    latency: FloatArray  # boundary RTTs inside the run (inf through a forbidden boundary)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class PlacementSpace:
         )
         self.fits = pool_fits(problem)
         self.hop_limit = problem.max_region_hops if problem.hops_binding() else None
+        self.latency_limit = problem.max_latency_ms if problem.latency_binding() else None
         self.mask, self.stats = self._scan()
 
     # ------------------------------------------------------------------------ placements
@@ -175,6 +177,12 @@ class PlacementSpace:
             if self.head_shards:
                 hops = hops + (region[self.head.last[lo:hi], None] != region[None, self.tail.first])
             ok &= hops <= self.hop_limit
+        if self.latency_limit is not None:
+            lat = _boundary_latency(self.problem)
+            total = self.head.latency[lo:hi, None] + self.tail.latency[None, :]
+            if self.head_shards:
+                total = total + lat[self.head.last[lo:hi]][:, self.tail.first]
+            ok &= total <= self.latency_limit + model.LATENCY_TOL_MS
         return ok
 
     def _scan(self) -> tuple[npt.NDArray[np.uint8], FeasibleStats]:
@@ -238,31 +246,41 @@ class PlacementSpace:
         region = p.region_of_pool
         if count == 0:
             zero = np.zeros(1, dtype=np.int64)
-            return _Part(np.zeros(1), zero, zero, zero, np.zeros((k_count, 1), dtype=np.int32))
+            return _Part(
+                np.zeros(1), zero, zero, zero, np.zeros((k_count, 1), dtype=np.int32), np.zeros(1)
+            )
         s = first_shard
         emissions = p.compute[s].astype(np.float64).copy()
         first = pools.copy()
         last = pools.copy()
         hops = np.zeros(k_count, dtype=np.int64)
+        lat = _boundary_latency(p)
+        latency = np.zeros(k_count)
         subsets = ((pools[None, :] == pools[:, None]) * (1 << s)).astype(np.int32)
         for s in range(first_shard + 1, first_shard + count):
             emissions = (
                 emissions[:, None] + p.link[last][:, pools] + p.compute[s][None, :]
             ).ravel()
             hops = (hops[:, None] + (region[last][:, None] != region[None, pools])).ravel()
+            latency = (latency[:, None] + lat[last][:, pools]).ravel()
             onto = (pools[:, None] == pools[None, :]).astype(np.int32) * (1 << s)  # (pool, k)
             subsets = (subsets[:, :, None] | onto[:, None, :]).reshape(k_count, -1)
             first = np.repeat(first, k_count)
             last = np.tile(pools, last.size)
-        return _Part(emissions, first, last, hops, subsets)
+        return _Part(emissions, first, last, hops, subsets, latency)
+
+
+def _boundary_latency(problem: model.Problem) -> FloatArray:
+    """(K, K) boundary RTT, inf where the latency limit forbids the boundary."""
+    return np.where(problem.latency_allowed(), problem.latency_or_zero(), np.inf)
 
 
 def pool_fits(problem: model.Problem) -> BoolArray:
     """``fits[k][subset]``: whether pool k can hold exactly the shards in ``subset`` (bit s set for
-    shard s), by the cost model's capacity rule. Shape (K, 2**S)."""
+    shard s), by the cost model's packing rule (feasibility.Capacity). Shape (K, 2**S)."""
     s_count = problem.num_shards
     subsets = np.arange(1 << s_count, dtype=np.int64)
-    layers = np.zeros(subsets.size, dtype=np.int64)
-    for s, n in enumerate(problem.demand_layers.tolist()):
-        layers += ((subsets >> s) & 1) * n
-    return np.asarray(layers[None, :] <= problem.capacity_layers[:, None], dtype=np.bool_)
+    load = np.zeros(subsets.size, dtype=np.int64)
+    for s, w in enumerate(problem.load_weight.tolist()):
+        load += ((subsets >> s) & 1) * w
+    return np.stack([problem.capacity.fit_table(k)[load] for k in range(problem.num_pools)])

@@ -40,12 +40,16 @@ def test_plan_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str])
     placement = data["placement"]
     assert [p["shard"] for p in placement] == list(range(8))
     assert placement[0]["layers"] == [0, 9] and placement[7]["layers"] == [70, 79]
-    # eu-north-1 is cleanest but holds 4 shards (2 replicas x 17.5 GB each, 2 x 80 GiB);
-    # one region hop is allowed, so the first (or last) 4 go there.
+    # eu-north-1 is cleanest but has 2 GPUs: the 2 replicas of one shard (1 GPU each);
+    # one region hop is allowed, so the first (or last) shard goes there.
     pools = [p["pool"] for p in placement]
-    assert (
-        pools == ["eu-north-1/NVIDIA-H100-80GB-HBM3"] * 4 + ["us-east-1/NVIDIA-H100-80GB-HBM3"] * 4
-    )
+    assert pools == ["eu-north-1/NVIDIA-H100-80GB-HBM3"] + ["us-east-1/NVIDIA-H100-80GB-HBM3"] * 7
+    assert [p["gpusPerReplica"] for p in placement] == [1] * 8
+    assert data["packing"]["eu-north-1/NVIDIA-H100-80GB-HBM3"] == {"eu-north-1-h100-0": [0, 0]}
+    us_nodes = data["packing"]["us-east-1/NVIDIA-H100-80GB-HBM3"]
+    assert sorted(s for v in us_nodes.values() for s in v) == sorted(list(range(1, 8)) * 2)
+    assert all(len(v) <= 8 for v in us_nodes.values())  # 8 GPUs per node
+    assert data["pipelineLatencyMs"] == 110.0  # one eu-north-1/us-east-1 boundary
     assert placement[0]["region"] == "eu-north-1"
     assert placement[0]["accelerator"] == "NVIDIA-H100-80GB-HBM3"
     assert data["emissionsGramsPerHour"] < data["baselineGramsPerHour"]
@@ -81,7 +85,7 @@ def test_plan_table_is_for_people(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, *plan_args("--solver", "exact"))
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["SHARD", "LAYERS", "POOL", "REGION", "ACCELERATOR", "GCO2E/H"]
+    assert lines[0].split() == ["SHARD", "LAYERS", "POOL", "GPUS/REPLICA", "NODES", "GCO2E/H"]
     assert lines[1].split()[:2] == ["0", "0-9"]
     assert any(line.startswith("savings:") and "%" in line for line in lines)
     assert any(line.startswith("optimum:") and "gap 0 (exact optimum)" in line for line in lines)
@@ -244,3 +248,44 @@ def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("greenshard: error: ")
     assert "spec.model.layers" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_plan_counts_gpus_that_other_pods_hold(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    others = {
+        "apiVersion": "v1",
+        "kind": "PodList",
+        "items": [
+            {
+                "metadata": {"name": "training", "namespace": "research"},
+                "spec": {
+                    "nodeName": "eu-north-1-h100-0",
+                    "containers": [{"name": "t", "resources": {"limits": {"nvidia.com/gpu": 1}}}],
+                },
+                "status": {"phase": "Running"},
+            },
+            {  # finished: holds nothing
+                "metadata": {"name": "done", "namespace": "research"},
+                "spec": {
+                    "nodeName": "eu-north-1-h100-0",
+                    "containers": [{"name": "t", "resources": {"limits": {"nvidia.com/gpu": 1}}}],
+                },
+                "status": {"phase": "Succeeded"},
+            },
+        ],
+    }
+    pods_file = write(tmp_path, "pods.yaml", others)
+    code, out, _ = run(capsys, *plan_args("--solver", "exact", "-o", "json", "--pods", pods_file))
+    assert code == 0
+    data = json.loads(out)
+    # one GPU left on eu-north-1 cannot take both replicas of a shard: everything in us-east-1
+    assert {p["pool"] for p in data["placement"]} == {"us-east-1/NVIDIA-H100-80GB-HBM3"}
+    eu = [c for c in data["capacity"] if c["pool"].startswith("eu-north-1")]
+    assert eu == [
+        {"pool": "eu-north-1/NVIDIA-H100-80GB-HBM3", "unit": "gpu", "free": 1, "total": 2}
+    ]
+    bad = write(tmp_path, "bad.yaml", {"kind": "NodeList", "items": []})
+    code, _, err = run(capsys, *plan_args("--pods", bad))
+    assert code != 0 and "bad.yaml" in err and "PodList" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from factories import brute_force_reference, random_problem
+from factories import brute_force_reference, random_problem, starved
 from greenshard import model
 from greenshard.errors import InfeasibleError
 from greenshard.solvers import exact
@@ -71,7 +71,8 @@ def test_large_instance_is_solved_without_enumeration() -> None:
 def test_infeasible_message_says_what_to_do() -> None:
     rng = np.random.default_rng(5)
     problem = random_problem(rng, 4, 2, tight=True)
-    starved = model.Problem(**{**problem.__dict__, "capacity_layers": np.zeros(2, dtype=np.int64)})
     with pytest.raises(InfeasibleError) as err:
-        exact.solve_exact(starved)
-    assert "Add nodes" in str(err.value) and "GiB" in str(err.value)
+        exact.solve_exact(starved(problem))
+    text = str(err.value)
+    assert "fits no pool" in text and "shard 0" in text and "free: 0 GPUs" in text
+    assert "Free GPUs (add nodes" in text

@@ -159,12 +159,16 @@ def test_emissions_by_hand_for_one_shard() -> None:
 def test_memory_and_hops_feasibility(docs: Any) -> None:
     problem = build(docs)
     eu, us = 0, 1
-    # eu-north-1 holds 2 x 80 GiB: 4 shards of 10 layers x 2 replicas x 1.75 GB fit, 5 do not.
-    assert model.feasible(problem, (eu,) * 4 + (us,) * 4)
-    reasons = model.violations(problem, (eu,) * 5 + (us,) * 3)
-    assert len(reasons) == 1 and "eu-north-1/NVIDIA-H100-80GB-HBM3" in reasons[0]
+    # eu-north-1 has one node of 2 GPUs; a replica of a 10-layer shard (8.75 GB x 1.2) needs
+    # one whole GPU, so it holds the 2 replicas of one shard: 2 shards (4 replicas) do not fit,
+    # though 4 x 10.5 GB is far below the 2 x 80 GiB the summed-memory rule (v1) counted.
+    assert model.gpus_per_replica(problem, (eu,) * 8) == [1] * 8
+    assert model.feasible(problem, (eu,) + (us,) * 7)
+    reasons = model.violations(problem, (eu,) * 2 + (us,) * 6)
+    assert len(reasons) == 1 and reasons[0].startswith("pool eu-north-1/NVIDIA-H100-80GB-HBM3")
+    assert "need 4 GPUs" in reasons[0] and "free: 2 GPUs of 2 GPUs" in reasons[0]
     # maxRegionHops: 1
-    reasons = model.violations(problem, (us, eu, eu, us, us, us, us, us))
+    reasons = model.violations(problem, (us, eu, us, us, us, us, us, us))
     assert reasons == ["2 region hops exceed maxRegionHops=1"]
 
 

@@ -116,11 +116,11 @@ def test_a_qaoa_that_does_not_fit_is_solved_exactly_in_the_child() -> None:
 
 
 def test_infeasible_problems_raise_the_domain_error_across_the_process() -> None:
+    from factories import starved as starve
     from greenshard.errors import InfeasibleError
-    from greenshard.model import Problem
 
     base = instances.synthetic_problem(8, seed=3)
-    starved = Problem(**{**base.__dict__, "capacity_layers": base.capacity_layers * 0})
+    starved = starve(base)
     runner = solving.SolverRunner(timeout_seconds=120)
     try:
         with pytest.raises(InfeasibleError, match="no feasible placement"):

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from greenshard import model, pods
+from greenshard import model, parsing, pods
 
 DEPLOYMENT_LABEL = pods.OWNER_LABEL
 SHARD_LABEL = "greenshard.io/shard"
@@ -210,7 +210,7 @@ def template_gpus(template: Mapping[str, Any] | None) -> int | None:
     for kind in ("limits", "requests"):
         values = res.get(kind) or {}
         if isinstance(values, Mapping) and values.get(pods.GPU_RESOURCE) is not None:
-            return math.ceil(model.parse_quantity(values[pods.GPU_RESOURCE]) - 1e-9)
+            return math.ceil(parsing.parse_quantity(values[pods.GPU_RESOURCE]) - 1e-9)
     return None
 
 
@@ -282,10 +282,10 @@ def _shard_resources(container: dict[str, Any], stage: Stage) -> None:
     elif stage.memory_bytes > 0:
         requests = res.setdefault("requests", {})
         current = requests.get("memory")
-        if current is None or model.parse_quantity(current) < stage.memory_bytes:
+        if current is None or parsing.parse_quantity(current) < stage.memory_bytes:
             requests["memory"] = str(stage.memory_bytes)
         limit = (res.get("limits") or {}).get("memory")
-        if limit is not None and model.parse_quantity(limit) < stage.memory_bytes:
+        if limit is not None and parsing.parse_quantity(limit) < stage.memory_bytes:
             res["limits"]["memory"] = str(stage.memory_bytes)
 
 

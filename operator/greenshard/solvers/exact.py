@@ -126,17 +126,7 @@ def solve_exact(problem: model.Problem) -> base.Solution:
 
 
 def _infeasible(problem: model.Problem) -> InfeasibleError:
-    total = sum(s.layers for s in problem.shards)
-    caps = ", ".join(f"{p.key}: {p.capacity_bytes / 2**30:.1f} GiB" for p in problem.pools)
-    need = total * problem.layer_bytes / 2**30
-    hops = ""
-    if problem.max_region_hops is not None:
-        hops = f" with at most {problem.max_region_hops} region hops"
-    return InfeasibleError(
-        f"no feasible placement: the shards need {need:.1f} GiB of accelerator memory in all "
-        f"(replicas included){hops}; pools hold {caps}. Add nodes, lower "
-        "spec.sharding.replicas, use a smaller dtype, or raise spec.placement.maxRegionHops"
-    )
+    return InfeasibleError(model.infeasible_message(problem))
 
 
 # ------------------------------------------------------------------------------ brute force
@@ -147,25 +137,39 @@ def all_placements_cost(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Emissions and feasibility of every placement, in lexicographic order of pool indices."""
     s_count, k_count = problem.num_shards, problem.num_pools
-    layers = problem.demand_layers
+    weight = problem.load_weight
     regions = problem.region_of_pool
+    binding = problem.capacity_pools()
+    limit_latency = problem.latency_binding()
+    allowed = problem.latency_allowed()
+    lat = problem.latency_or_zero()
     cost = problem.compute[0].copy()
     last = np.arange(k_count)
-    loads = np.zeros((k_count, k_count), dtype=np.int32)  # loads[k][placement]
-    loads[np.arange(k_count), np.arange(k_count)] = layers[0]
+    loads = np.zeros((len(binding), k_count), dtype=np.int64)  # loads[i][placement]
+    for i, k in enumerate(binding):
+        loads[i, k] = weight[0]
     hops = np.zeros(k_count, dtype=np.int16)
+    latency = np.zeros(k_count)
+    edges_ok = np.ones(k_count, dtype=np.bool_)
     for s in range(1, s_count):
         cost = (cost[:, None] + problem.link[last] + problem.compute[s][None, :]).ravel()
         change = (regions[last][:, None] != regions[None, :]).astype(np.int16)
         hops = (hops[:, None] + change).ravel()
-        new_loads = np.repeat(loads, k_count, axis=1)
+        if limit_latency:
+            latency = (latency[:, None] + lat[last]).ravel()
+            edges_ok = (edges_ok[:, None] & allowed[last]).ravel()
         pick = np.tile(np.arange(k_count), last.size)
-        new_loads[pick, np.arange(pick.size)] += layers[s]
-        loads = new_loads
+        loads = np.repeat(loads, k_count, axis=1)
+        for i, k in enumerate(binding):
+            loads[i] += (pick == k) * weight[s]
         last = pick
-    ok = np.all(loads <= problem.capacity_layers[:, None], axis=0)
+    ok = np.ones(cost.size, dtype=np.bool_)
+    for i, k in enumerate(binding):
+        ok &= problem.capacity.fit_table(k)[loads[i]]
     if problem.max_region_hops is not None:
         ok &= hops <= problem.max_region_hops
+    if limit_latency and problem.max_latency_ms is not None:
+        ok &= edges_ok & (latency <= problem.max_latency_ms + model.LATENCY_TOL_MS)
     return cost, ok
 
 
@@ -219,6 +223,17 @@ def _to_go_bounds(problem: model.Problem) -> npt.NDArray[np.float64]:
     return after
 
 
+def _latency_to_go(problem: model.Problem) -> list[list[float]]:
+    """least[s][k]: the least latency of boundaries s.. given k_s = k (inf: no allowed way)."""
+    s_count, k_count = problem.num_shards, problem.num_pools
+    allowed = problem.latency_allowed()
+    lat = np.where(allowed, problem.latency_or_zero(), np.inf)
+    least = np.zeros((s_count, k_count))
+    for s in range(s_count - 2, -1, -1):
+        least[s] = (lat + least[s + 1][None, :]).min(axis=1)
+    return least.tolist()
+
+
 def branch_and_bound(
     problem: model.Problem,
     incumbent: tuple[int, ...] | None,
@@ -226,7 +241,11 @@ def branch_and_bound(
     timed: bool = True,
 ) -> tuple[tuple[int, ...], int]:
     """Exact optimum by lexicographic depth-first search. An incumbent (e.g. from the MILP)
-    only sharpens pruning; ties still go to the lexicographically smallest placement."""
+    only sharpens pruning; ties still go to the lexicographically smallest placement.
+
+    A partial placement is dropped as soon as one pool cannot pack its shards (adding shards
+    never helps), its hops or latency are over the limits, or the DP bound (the chain optimum
+    ignoring capacity) cannot beat the best placement found."""
     s_count, k_count = problem.num_shards, problem.num_pools
     after = _to_go_bounds(problem)
     h_cap = after.shape[2] - 1
@@ -234,8 +253,19 @@ def branch_and_bound(
     compute = problem.compute.tolist()
     link = problem.link.tolist()
     regions = problem.region_of_pool.tolist()
-    layers = problem.demand_layers.tolist()
-    room = problem.capacity_layers.astype(np.int64).tolist()
+    weight = problem.load_weight.tolist()
+    capacity = problem.capacity
+    binding = set(problem.capacity_pools())
+    load = [0] * k_count
+    limit_latency = problem.latency_binding()
+    max_latency = (
+        problem.max_latency_ms + model.LATENCY_TOL_MS
+        if problem.max_latency_ms is not None
+        else np.inf
+    )
+    lat = problem.latency_or_zero().tolist()
+    allowed = problem.latency_allowed().tolist()
+    lat_to_go = _latency_to_go(problem) if limit_latency else None
     after_l = after.tolist()
 
     best_cost = np.inf
@@ -255,21 +285,23 @@ def branch_and_bound(
         return best_cost + tol
 
     # Depth-first without recursion (a thousand shards would pass Python's recursion limit):
-    # one frame per shard on the path: [previous pool, cost so far, hops used, next pool to try].
-    stack: list[list[Any]] = [[-1, 0.0, 0, 0]]
+    # one frame per shard on the path:
+    # [previous pool, cost so far, hops used, next pool to try, latency so far].
+    stack: list[list[Any]] = [[-1, 0.0, 0, 0, 0.0]]
     while stack:
         s = len(stack) - 1
         frame = stack[-1]
-        prev, cost, hops_used, k = frame
+        prev, cost, hops_used, k, latency = frame
         if k >= k_count:  # every pool tried for shard s: back to shard s - 1
             stack.pop()
             if stack:
-                room[path.pop()] += layers[s - 1]
+                load[path.pop()] -= weight[s - 1]
             continue
         frame[3] = k + 1
-        if layers[s] > room[k]:
-            continue
+        if k in binding and not capacity.fits(k, load[k] + weight[s]):
+            continue  # the pool cannot pack these shards, nor any superset
         hops = hops_used
+        used = latency
         c = cost + compute[s][k]
         if s > 0:
             c += link[prev][k]
@@ -277,6 +309,12 @@ def branch_and_bound(
                 hops += 1
                 if hops > max_hops:
                     continue
+            if limit_latency:
+                if not allowed[prev][k]:
+                    continue
+                used += lat[prev][k]
+        if lat_to_go is not None and used + lat_to_go[s][k] > max_latency:
+            continue
         left = min(max_hops - hops, h_cap)
         path.append(k)
         if best is None or c + after_l[s][k][left] <= threshold():
@@ -290,8 +328,8 @@ def branch_and_bound(
             if s == s_count - 1:
                 best, best_cost, from_dfs = tuple(path), c, True
             else:
-                room[k] -= layers[s]
-                stack.append([k, c, hops, 0])
+                load[k] += weight[s]
+                stack.append([k, c, hops, 0, used])
                 continue  # k stays on the path until shard s + 1 is exhausted
         path.pop()
 
@@ -304,16 +342,32 @@ def branch_and_bound(
 
 
 class _Milp:
-    """x[s,k] binary (shard s on pool k), y[s,k,k'] continuous boundary flows (integral given x)."""
+    """x[s,k] binary (shard s on pool k), y[s,k,k'] continuous boundary flows (integral given x),
+    and, for every node n of a pool whose capacity can bind, z[s,n] in 0..R: replicas of shard s
+    on node n (sum_n z[s,n] = R x[s,k]; sum_s demand[s][k] z[s,n] <= free_n): the bin packing,
+    exactly. Boundaries the latency limit forbids have their flows fixed at 0."""
 
     def __init__(self, problem: model.Problem) -> None:
         self.problem = problem
         s_count, k_count = problem.num_shards, problem.num_pools
         self.nx = s_count * k_count
         ny = max(s_count - 1, 0) * k_count * k_count
+        cap = problem.capacity
+        self.node_vars: list[tuple[int, int, int]] = []  # (s, pool, node position) per z
+        for k in problem.capacity_pools():
+            for j in range(len(cap.pools[k].names)):
+                for s in range(s_count):
+                    self.node_vars.append((s, k, j))
+        nz = len(self.node_vars)
         self.c = np.concatenate(
-            [problem.compute.ravel(), np.tile(problem.link.ravel(), max(s_count - 1, 0))]
+            [
+                problem.compute.ravel(),
+                np.tile(problem.link.ravel(), max(s_count - 1, 0)),
+                np.zeros(nz),
+            ]
         )
+        self.upper = np.ones(self.c.size)
+        self.upper[self.nx + ny :] = float(problem.replicas)
         rows: list[tuple[dict[int, float], float, float]] = []
         for s in range(s_count):
             rows.append(({self.xi(s, k): 1.0 for k in range(k_count)}, 1.0, 1.0))
@@ -325,14 +379,30 @@ class _Milp:
                 inn = {self.yi(s, k1, k): 1.0 for k1 in range(k_count)}
                 inn[self.xi(s + 1, k)] = -1.0
                 rows.append((inn, 0.0, 0.0))
-        for k in range(k_count):
-            rows.append(
-                (
-                    {self.xi(s, k): float(problem.shards[s].layers) for s in range(s_count)},
-                    -np.inf,
-                    float(problem.capacity_layers[k]),
-                )
-            )
+        z_index = {key: self.nx + ny + i for i, key in enumerate(self.node_vars)}
+        for k in problem.capacity_pools():
+            pool = cap.pools[k]
+            scale = 1.0 if pool.unit == "gpu" else 2.0**-30  # bytes -> GiB: sane coefficients
+            for s in range(s_count):
+                row = {z_index[(s, k, j)]: 1.0 for j in range(len(pool.names))}
+                row[self.xi(s, k)] = -float(problem.replicas)
+                rows.append((row, 0.0, 0.0))
+            for j, free in enumerate(pool.free):
+                row = {z_index[(s, k, j)]: cap.demand[s][k] * scale for s in range(s_count)}
+                rows.append((row, -np.inf, free * scale))
+        if problem.latency_binding() and s_count > 1 and problem.max_latency_ms is not None:
+            allowed = problem.latency_allowed()
+            lat = problem.latency_or_zero()
+            lat_row = {}
+            for s in range(s_count - 1):
+                for k in range(k_count):
+                    for k2 in range(k_count):
+                        if not allowed[k, k2]:
+                            self.upper[self.yi(s, k, k2)] = 0.0
+                        elif lat[k, k2] > 0:
+                            lat_row[self.yi(s, k, k2)] = float(lat[k, k2])
+            if lat_row:
+                rows.append((lat_row, -np.inf, problem.max_latency_ms + model.LATENCY_TOL_MS))
         if problem.max_region_hops is not None and s_count > 1:
             regions = problem.region_of_pool
             hop_row = {
@@ -346,7 +416,7 @@ class _Milp:
                 rows.append((hop_row, -np.inf, float(problem.max_region_hops)))
         rows.append(({j: float(v) for j, v in enumerate(self.c) if v}, -np.inf, np.inf))
         rows.append(({}, -np.inf, np.inf))  # "differs from a placement" row, set by run()
-        a = lil_matrix((len(rows), self.nx + ny))
+        a = lil_matrix((len(rows), self.c.size))
         self.lo = np.empty(len(rows))
         self.hi = np.empty(len(rows))
         for r, (coefs, low, high) in enumerate(rows):
@@ -354,7 +424,7 @@ class _Milp:
                 a[r, j] = v
             self.lo[r], self.hi[r] = low, high
         self.a = a.tocsr()
-        self.integrality = np.concatenate([np.ones(self.nx), np.zeros(ny)])
+        self.integrality = np.concatenate([np.ones(self.nx), np.zeros(ny), np.ones(nz)])
         self.solves = 0
         self.proven = True  # False once a run stopped at the time bound
         self.gap: float | None = 0.0  # the MIP gap of the last run stopped at the bound
@@ -431,7 +501,7 @@ def milp_bounded(
     placement, and None (unknown) when only ``incumbent`` (or a quick search) had one."""
     m = _Milp(problem)
     lower = np.zeros(m.c.size)
-    upper = np.ones(m.c.size)
+    upper = m.upper.copy()
     try:
         placement = m.run(m.c, np.inf, lower, upper)
     except _TimeUpError:

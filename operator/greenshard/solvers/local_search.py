@@ -41,18 +41,11 @@ def local_search(
 def placement_scores(
     problem: model.Problem, placements: npt.NDArray[np.int64], penalty: float
 ) -> npt.NDArray[np.float64]:
-    """Emissions + penalty * number of violations (pools over capacity, hop limit) per row."""
-    rows, shards = placements.shape
+    """Emissions + penalty * number of violations (packing, hop and latency limits) per row."""
+    shards = placements.shape[1]
     emissions = problem.compute[np.arange(shards), placements].sum(axis=1)
     emissions += problem.link[placements[:, :-1], placements[:, 1:]].sum(axis=1)
-    loads = np.zeros((rows, problem.num_pools), dtype=np.int64)
-    for s, layers in enumerate(problem.demand_layers.tolist()):
-        loads[np.arange(rows), placements[:, s]] += layers
-    violations = (loads > problem.capacity_layers[None, :]).sum(axis=1)
-    if problem.max_region_hops is not None:
-        regions = problem.region_of_pool[placements]
-        hops = (regions[:, :-1] != regions[:, 1:]).sum(axis=1)
-        violations += hops > problem.max_region_hops
+    violations = model.violation_counts(problem, placements)
     return np.asarray(emissions + penalty * violations, dtype=np.float64)
 
 
