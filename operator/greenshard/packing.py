@@ -24,8 +24,8 @@ MEMO_LIMIT = 200_000
 def pack(sizes: Sequence[int], capacities: Sequence[int]) -> tuple[int, ...] | None:
     """Node index per item such that no node receives more than its capacity, or None.
 
-    Deterministic: items are placed largest first (ties by item index) and, for each, the lowest
-    node index that leads to a packing is taken, so equal inputs give equal packings."""
+    Deterministic: first fit decreasing when it succeeds; else an exact search that places items
+    largest first (ties by item index) onto the lowest node index that leads to a packing."""
     n = len(sizes)
     if n == 0:
         return ()
@@ -37,6 +37,11 @@ def pack(sizes: Sequence[int], capacities: Sequence[int]) -> tuple[int, ...] | N
         ordered[0] > max((int(c) for c in capacities), default=-1)
     ):
         return None
+    greedy = _first_fit_decreasing(order, ordered, capacities)
+    if greedy is not None:
+        return greedy
+    if ordered[0] == ordered[-1]:
+        return None  # equal sizes: first fit is exact, so nothing packs
     suffix = [0] * (n + 1)
     for i in range(n - 1, -1, -1):
         suffix[i] = suffix[i + 1] + ordered[i]
@@ -76,6 +81,24 @@ def pack(sizes: Sequence[int], capacities: Sequence[int]) -> tuple[int, ...] | N
     out = [0] * n
     for position, item in enumerate(order):
         out[item] = chosen[position]
+    return tuple(out)
+
+
+def _first_fit_decreasing(
+    order: Sequence[int], ordered: Sequence[int], capacities: Sequence[int]
+) -> tuple[int, ...] | None:
+    """Largest first, each onto the lowest-index node with room: found packings are valid, and
+    a failure only sends the search on to the exact method."""
+    room = [int(c) for c in capacities]
+    out = [0] * len(ordered)
+    for position, size in enumerate(ordered):
+        for j, free in enumerate(room):
+            if free >= size:
+                room[j] = free - size
+                out[order[position]] = j
+                break
+        else:
+            return None
     return tuple(out)
 
 

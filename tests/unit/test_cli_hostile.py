@@ -99,7 +99,18 @@ def test_a_thousand_shards_plan_without_recursion(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     deploy = deployment(tmp_path, 1024, 1024, algorithm="exact")
-    code, out, err = plan(capsys, deploy, "-o", "json")
+    # 1024 replicas need 1024 GPUs: the example nodes with 512 GPUs each
+    nodes = yaml.safe_load(Path(NODES).read_text())
+    for node in nodes["items"]:
+        if "nvidia.com/gpu" in node["status"].get("allocatable", {}):
+            node["status"]["allocatable"]["nvidia.com/gpu"] = "512"
+    big = tmp_path / "nodes.yaml"
+    big.write_text(yaml.safe_dump(nodes))
+    code = cli.main(
+        ["plan", "-f", deploy, "--nodes", str(big), "--profile", PROFILE, "--hour", "12"]
+        + ["-o", "json"]
+    )
+    out, err = capsys.readouterr()
     assert code == 0, err
     data = json.loads(out)
     assert len(data["placement"]) == 1024

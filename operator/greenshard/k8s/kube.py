@@ -170,6 +170,72 @@ class KubeApi:
             if err.status != 404:
                 raise
 
+    # ---------------------------------------------------- pipeline objects (StatefulSet, Service)
+
+    def _kind_calls(self, kind: str) -> tuple[Callable[..., Any], Callable[..., Any], Any]:
+        """(create, replace, delete) of a namespaced kind the operator manages."""
+        if kind == "StatefulSet":
+            return (
+                self.apps.create_namespaced_stateful_set,
+                self.apps.replace_namespaced_stateful_set,
+                self.apps.delete_namespaced_stateful_set,
+            )
+        if kind == "Service":
+            return (
+                self.core.create_namespaced_service,
+                self.core.replace_namespaced_service,
+                self.core.delete_namespaced_service,
+            )
+        if kind == "Deployment":
+            return (
+                self.apps.create_namespaced_deployment,
+                self.apps.replace_namespaced_deployment,
+                self.apps.delete_namespaced_deployment,
+            )
+        raise ValueError(f"unmanaged kind {kind}")
+
+    async def create_object(self, manifest: dict[str, Any]) -> None:
+        kind = manifest["kind"]
+        create, _, _ = self._kind_calls(kind)
+        await self._write(
+            f"{kind.lower()}.create", create, manifest["metadata"]["namespace"], manifest
+        )
+
+    async def replace_object(self, manifest: dict[str, Any], current: dict[str, Any]) -> None:
+        """Replace with the current resourceVersion (a Service keeps its clusterIP)."""
+        kind = manifest["kind"]
+        _, replace, _ = self._kind_calls(kind)
+        body = {
+            **manifest,
+            "metadata": {**manifest["metadata"], "resourceVersion": current.get("resourceVersion")},
+        }
+        if kind == "Service" and current.get("clusterIP"):
+            body["spec"] = {**body["spec"], "clusterIP": current["clusterIP"]}
+        await self._write(
+            f"{kind.lower()}.replace",
+            replace,
+            manifest["metadata"]["name"],
+            manifest["metadata"]["namespace"],
+            body,
+        )
+
+    async def delete_object(self, kind: str, namespace: str, name: str) -> None:
+        _, _, delete = self._kind_calls(kind)
+        try:
+            await self._write(
+                f"{kind.lower()}.delete", delete, name, namespace, propagation_policy="Background"
+            )
+        except KubeError as err:
+            if err.status != 404:
+                raise
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        try:
+            await self._write("pod.delete", self.core.delete_namespaced_pod, name, namespace)
+        except KubeError as err:
+            if err.status != 404:
+                raise
+
     async def post_event(
         self, owner: dict[str, Any], reason: str, message: str, event_type: str = "Normal"
     ) -> None:
