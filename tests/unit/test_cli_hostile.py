@@ -106,10 +106,8 @@ def test_a_thousand_shards_plan_without_recursion(
             node["status"]["allocatable"]["nvidia.com/gpu"] = "512"
     big = tmp_path / "nodes.yaml"
     big.write_text(yaml.safe_dump(nodes))
-    code = cli.main(
-        ["plan", "-f", deploy, "--nodes", str(big), "--profile", PROFILE, "--hour", "12"]
-        + ["-o", "json"]
-    )
+    args = ["plan", "-f", deploy, "--nodes", str(big), "--profile", PROFILE, "--hour", "12"]
+    code = cli.main([*args, "-o", "json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     data = json.loads(out)
