@@ -44,7 +44,9 @@ def container_env(pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[
     for entry in container.get("env") or []:
         if "valueFrom" in entry:
             ref = entry["valueFrom"].get("fieldRef")
-            assert ref, f"unsupported valueFrom in {entry}"
+            if ref is None:  # a Secret or ConfigMap: not ours to resolve
+                env[entry["name"]] = f"<{entry['name']}>"
+                continue
             env[entry["name"]] = _field(pod, ref["fieldPath"])
         else:
             env[entry["name"]] = expand(str(entry.get("value", "")), env)

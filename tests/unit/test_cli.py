@@ -289,3 +289,39 @@ def test_plan_counts_gpus_that_other_pods_hold(
     code, _, err = run(capsys, *plan_args("--pods", bad))
     assert code != 0 and "bad.yaml" in err and "PodList" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_latency_limit_keeps_the_pipeline_in_one_region(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """12 shards of 1 GPU, H100 in eu-north-1 (2 GPUs here) and us-east-1: the greenest plan
+    crosses the Atlantic once (70 ms); maxPipelineLatencyMs 50 keeps it in us-east-1."""
+    doc = load("llama-70b.yaml")
+    doc["spec"]["sharding"] = {"shards": 8, "replicas": 1}
+    profile = load("gridprofile.yaml")
+    profile["spec"]["network"] = {"latencyMs": {"eu-north-1/us-east-1": 70}}
+    prof = write(tmp_path, "profile.yaml", profile)
+    free = write(tmp_path, "free.yaml", doc)
+    code, out, _ = run(
+        capsys, *plan_args("--solver", "exact", "-o", "json", deploy=free, profile=prof)
+    )
+    assert code == 0
+    data = json.loads(out)
+    regions = [p["region"] for p in data["placement"]]
+    assert "eu-north-1" in regions and "us-east-1" in regions
+    assert data["pipelineLatencyMs"] == 70.0
+    doc["spec"]["placement"]["maxPipelineLatencyMs"] = 50
+    bounded = write(tmp_path, "bounded.yaml", doc)
+    code, out, _ = run(
+        capsys, *plan_args("--solver", "exact", "-o", "json", deploy=bounded, profile=prof)
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert {p["region"] for p in data["placement"]} == {"us-east-1"}
+    assert data["pipelineLatencyMs"] == 0.0
+    # every solver keeps to the same rule
+    for solver in ("genetic", "anneal", "qaoa"):
+        code, out, _ = run(
+            capsys, *plan_args("--solver", solver, "-o", "json", deploy=bounded, profile=prof)
+        )
+        assert code == 0 and json.loads(out)["pipelineLatencyMs"] <= 50
