@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from greenshard import model, parsing, planner
-from greenshard.k8s import conditions, loop, observe, resources, workloads
+from greenshard.k8s import conditions, loop, observe, resources, shardsets, workloads
 from greenshard.k8s import controller as ctl
 from greenshard.solvers.registry import SolverConfig
 
@@ -46,25 +46,27 @@ class FakeApi:
         merge(body["status"], status)
         return body
 
-    async def create_deployment(self, manifest: dict[str, Any]) -> None:
-        self.writes.append(("create", manifest["metadata"]["name"]))
+    def _objects(self, manifest: dict[str, Any]) -> dict[str, Any]:
         owner = manifest["metadata"]["labels"][workloads.DEPLOYMENT_LABEL]
-        facts = observe.deployment_facts(
+        key = (manifest["metadata"]["namespace"], owner)
+        return self.caches.shards.setdefault(key, {})  # type: ignore[no-any-return]
+
+    async def create_object(self, manifest: dict[str, Any]) -> None:
+        name = f"{manifest['kind']}/{manifest['metadata']['name']}"
+        self.writes.append(("create", name))
+        self._objects(manifest)[name] = shardsets.object_facts(
             {
                 **manifest,
                 "metadata": {**manifest["metadata"], "generation": 1, "resourceVersion": "1"},
             }
         )
-        self.caches.shards.setdefault((manifest["metadata"]["namespace"], owner), {})[
-            manifest["metadata"]["name"]
-        ] = facts
 
-    async def replace_deployment(self, manifest: dict[str, Any], resource_version: str) -> None:
-        self.writes.append(("replace", manifest["metadata"]["name"]))
-        owner = manifest["metadata"]["labels"][workloads.DEPLOYMENT_LABEL]
-        shards = self.caches.shards[(manifest["metadata"]["namespace"], owner)]
-        old = shards[manifest["metadata"]["name"]]
-        shards[manifest["metadata"]["name"]] = observe.deployment_facts(
+    async def replace_object(self, manifest: dict[str, Any], current: dict[str, Any]) -> None:
+        name = f"{manifest['kind']}/{manifest['metadata']['name']}"
+        self.writes.append(("replace", name))
+        objects = self._objects(manifest)
+        old = objects[name]
+        objects[name] = shardsets.object_facts(
             {
                 **manifest,
                 "metadata": {**manifest["metadata"], "generation": old["generation"] + 1},
@@ -72,10 +74,13 @@ class FakeApi:
             }
         )
 
-    async def delete_deployment(self, namespace: str, name: str) -> None:
-        self.writes.append(("delete", name))
-        for shards in self.caches.shards.values():
-            shards.pop(name, None)
+    async def delete_object(self, kind: str, namespace: str, name: str) -> None:
+        self.writes.append(("delete", f"{kind}/{name}"))
+        for objects in self.caches.shards.values():
+            objects.pop(f"{kind}/{name}", None)
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        self.writes.append(("delete-pod", name))
 
     async def post_event(
         self, owner: dict[str, Any], reason: str, message: str, event_type: str = "Normal"
@@ -83,14 +88,15 @@ class FakeApi:
         self.events.append((reason, message))
 
     def make_available(self) -> None:
-        for shards in self.caches.shards.values():
-            for facts in shards.values():
+        for objects in self.caches.shards.values():
+            for facts in objects.values():
                 n = facts["replicas"]
                 facts["status"] = {
                     "observedGeneration": facts["generation"],
                     "replicas": n,
+                    "readyReplicas": n,
                     "updatedReplicas": n,
-                    "availableReplicas": n,
+                    "updateRevision": f"rev-{facts['generation']}",
                 }
 
 
@@ -168,13 +174,19 @@ def test_create_plans_applies_and_reports(world: Any) -> None:
     assert condition(body, "Ready")["status"] == "False"
     assert condition(body, "Progressing")["status"] == "True"
     created = [w[1] for w in api.writes if w[0] == "create"]
-    assert created == [f"llama-shard-{i}" for i in range(8)]
+    assert created == (
+        ["Service/llama"]
+        + [f"Service/llama-shard-{i}" for i in range(8)]
+        + [f"StatefulSet/llama-shard-{i}" for i in range(8)]
+    )
     assert api.events[0][0] == "Planned"
     # Deployments become available: Ready, then nothing more to write.
     api.make_available()
     run(controller)
     assert condition(body, "Ready")["status"] == "True"
     assert condition(body, "Ready")["reason"] == "AllShardsAvailable"
+    assert body["status"]["placement"][0]["gpusPerReplica"] == 1
+    assert body["status"]["pipelineLatencyMs"] == 110.0
     before = len(api.writes)
     for _ in range(5):
         run(controller)
@@ -243,7 +255,10 @@ def test_fewer_shards_delete_the_extra_deployments(world: Any) -> None:
     body["metadata"]["generation"] = 2
     run(controller)
     deleted = sorted(w[1] for w in api.writes if w[0] == "delete")
-    assert deleted == [f"llama-shard-{i}" for i in range(4, 8)]
+    assert deleted == sorted(
+        [f"Service/llama-shard-{i}" for i in range(4, 8)]
+        + [f"StatefulSet/llama-shard-{i}" for i in range(4, 8)]
+    )
     assert len(body["status"]["placement"]) == 4
     assert body["status"]["observedGeneration"] == 2
 

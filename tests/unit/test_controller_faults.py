@@ -45,9 +45,9 @@ class FlakyApi(FakeApi):
         if call in self.failing:
             raise KubeError(self.failing[call], "Injected", f"injected {call} failure")
 
-    async def create_deployment(self, manifest: dict[str, Any]) -> None:
+    async def create_object(self, manifest: dict[str, Any]) -> None:
         self._maybe_fail("create")
-        await super().create_deployment(manifest)
+        await super().create_object(manifest)
 
     async def post_event(
         self, owner: dict[str, Any], reason: str, message: str, event_type: str = "Normal"
@@ -67,8 +67,8 @@ def test_an_event_that_cannot_be_posted_does_not_stop_the_plan(world: Any) -> No
     controller, api, _ = flaky_world(world)
     api.failing["event"] = 500
     run(controller)
-    created = [w[1] for w in api.writes if w[0] == "create"]
-    assert created == [f"llama-shard-{i}" for i in range(8)]
+    created = [w[1] for w in api.writes if w[0] == "create" and w[1].startswith("StatefulSet/")]
+    assert created == [f"StatefulSet/llama-shard-{i}" for i in range(8)]
     body = api.caches.infds[KEY]
     assert condition(body, "Optimized")["reason"] == "ExactOptimum"
     assert api.attempts["event"] == 1
@@ -85,7 +85,8 @@ def test_a_failing_write_backs_off_exponentially_then_converges(world: Any) -> N
     del api.failing["create"]
     clock.now += 32
     run(controller)
-    assert [w[1] for w in api.writes if w[0] == "create"] == [f"llama-shard-{i}" for i in range(8)]
+    created = [w[1] for w in api.writes if w[0] == "create" and w[1].startswith("StatefulSet/")]
+    assert created == [f"StatefulSet/llama-shard-{i}" for i in range(8)]
     assert controller.records[KEY].failures == 0
 
 
@@ -117,19 +118,31 @@ def test_one_failing_deployment_does_not_hold_up_another(world: Any) -> None:
     controller, api, clock = flaky_world(world)
     other = infd()
     other["metadata"] = {**other["metadata"], "name": "other", "uid": "u-2"}
+    # llama books 16 of the 18 H100s of eu-north-1 and us-east-1: other goes to Sydney
+    other["spec"]["sharding"]["replicas"] = 1
+    other["spec"]["placement"] = {
+        "nodeSelector": {
+            "matchLabels": {
+                "topology.kubernetes.io/region": "ap-southeast-2",
+                "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+            }
+        }
+    }
     api.caches.infds[("ml", "other")] = other
-    original = api.create_deployment
+    original = api.create_object
 
     async def create(manifest: dict[str, Any]) -> None:
-        if manifest["metadata"]["name"].startswith("llama-"):
+        if manifest["metadata"]["name"].startswith("llama"):
             raise KubeError(403, "Forbidden", "quota exceeded")
         await original(manifest)
 
-    api.create_deployment = create  # type: ignore[method-assign]
+    api.create_object = create  # type: ignore[method-assign]
     for _ in range(4):
         run(controller)
         clock.now += 1
-    assert [w[1] for w in api.writes if w[0] == "create"] == [f"other-shard-{i}" for i in range(8)]
+    created = [w[1] for w in api.writes if w[0] == "create"]
+    assert created[-8:] == [f"StatefulSet/other-shard-{i}" for i in range(8)]
+    assert not [c for c in created if "/llama" in c]
     assert controller.records[("ml", "llama")].failures >= 2
     assert controller.records[("ml", "other")].failures == 0
 
@@ -154,4 +167,5 @@ def test_a_foreign_service_account_in_the_template_is_refused(world: Any) -> Non
     body["metadata"]["generation"] = 2
     run(controller)
     assert condition(body, "Degraded")["status"] == "False"
-    assert len([w for w in api.writes if w[0] == "create"]) == 8
+    # the front door, 8 headless Services, 8 StatefulSets
+    assert len([w for w in api.writes if w[0] == "create"]) == 17

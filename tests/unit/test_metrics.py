@@ -71,7 +71,7 @@ def test_a_pass_reports_controller_runtime_and_carbon_series(setup: Any) -> None
     assert predicted == pytest.approx(emissions["gramsPerHour"], rel=1e-5)
     assert baseline == pytest.approx(emissions["baselineGramsPerHour"], rel=1e-5)
     saving = sample(metrics, "greenshard_savings_ratio", **ident)
-    assert saving == pytest.approx(emissions["savingsPercent"] / 100, rel=1e-4)
+    assert saving == pytest.approx(emissions["savingsPercent"] / 100, abs=1e-5)  # 3 decimals
     assert 0 < saving < 1
     # The hour's intensity of each region the plan saw (the sample profile, UTC hour 12).
     profile = load("crds/samples/gridprofile.yaml")["spec"]["regions"]

@@ -10,6 +10,7 @@ build the **desired** shard Deployments (:func:`.workloads.desired_deployments`,
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 from collections.abc import Callable
@@ -20,17 +21,16 @@ import structlog
 
 from greenshard import carbon, model, planner
 from greenshard.errors import DeadlineExceededError, GreenShardError
-from greenshard.k8s import report, workloads
+from greenshard.k8s import pipeline, report, shardsets, tenancy
 from greenshard.k8s.conditions import now_iso
 from greenshard.k8s.errors import KubeError
-from greenshard.k8s.loop import Loop, PatchGate, first
+from greenshard.k8s.loop import Loop, PatchGate, fingerprint, first
 from greenshard.k8s.observe import (
     Caches,
     Invalid,
     Key,
     Observed,
     observe,
-    shard_available,
     shard_facts,
 )
 from greenshard.solvers.registry import SolverConfig
@@ -53,11 +53,13 @@ class Api(Protocol):
         self, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any]: ...
 
-    async def create_deployment(self, manifest: dict[str, Any]) -> None: ...
+    async def create_object(self, manifest: dict[str, Any]) -> None: ...
 
-    async def replace_deployment(self, manifest: dict[str, Any], resource_version: str) -> None: ...
+    async def replace_object(self, manifest: dict[str, Any], current: dict[str, Any]) -> None: ...
 
-    async def delete_deployment(self, namespace: str, name: str) -> None: ...
+    async def delete_object(self, kind: str, namespace: str, name: str) -> None: ...
+
+    async def delete_pod(self, namespace: str, name: str) -> None: ...
 
     async def post_event(
         self, owner: dict[str, Any], reason: str, message: str, event_type: str = "Normal"
@@ -103,6 +105,8 @@ class Record:
     optimized_at: str = ""
     kept_reason: str = ""
     gate: PatchGate = field(default_factory=PatchGate)
+    booking: tenancy.Booking | None = None  # what this deployment's plan books, per node
+    holders: dict[str, dict[str, int]] = field(default_factory=dict)  # node -> who -> GPUs
 
 
 class Controller(Loop):
@@ -188,8 +192,15 @@ class Controller(Loop):
         seen = observe(key, body, self.caches, self.max_qubits, self.allowed_service_accounts)
         if isinstance(seen, Invalid):
             return await self._fail(key, body, record, seen)
+        held, record.holders = self._held(key)
+        seen = dataclasses.replace(
+            seen,
+            inputs=fingerprint(
+                seen.inputs, sorted((n, u.gpus, u.memory_bytes) for n, u in held.items())
+            ),
+        )
         if self._due(seen, record):
-            failed = await self._decide(seen, record)
+            failed = await self._decide(seen, record, held)
             if failed is not None:
                 return await self._fail(key, body, record, failed)
         plan = record.plan
@@ -197,14 +208,33 @@ class Controller(Loop):
             return Outcome.UNCHANGED
         record.error = ""  # inputs are good again: a recurring error gets a new Event
         existing = shard_facts(self.caches, key)
-        desired: list[dict[str, Any]] = []
+        applied: shardsets.Applied | None = None
         if seen.settings.mode == "Apply":
-            desired = workloads.desired_deployments(
-                seen.body, seen.template, plan, seen.deployment.replicas, seen.deployment.selector
-            )
-            await self._apply(key, desired, existing)
-        wanted = self._planned_status(seen, record, plan, desired, existing)
+            p = shardsets.pipeline_of(seen.body, plan, seen.deployment.selector)
+            wrong = pipeline.template_gpu_problem(seen.template, p.stages)
+            if wrong:
+                return await self._fail(key, body, record, Invalid("InvalidTemplate", wrong))
+            own = list(self.caches.pods.get(key) or [])
+            spare = shardsets.surge_fits(plan, own)
+            applied = await shardsets.apply(self.api, p, seen.template, existing, own, spare)
+        wanted = self._planned_status(seen, record, plan, applied)
         return await self._write(key, record, seen.shown.status, wanted, Outcome.UPDATED)
+
+    def _held(self, key: Key) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+        """GPUs others hold per node: foreign pods, and every other InferenceDeployment's
+        booking (its plan made here if any, else its status), or its pods where larger."""
+        bookings: dict[Key, tenancy.Booking] = {}
+        for other in self.caches.infds:
+            if other == key:
+                continue
+            rec = self.records.get(other)
+            if rec is not None and rec.booking is not None:
+                bookings[other] = rec.booking
+            else:
+                body = first(self.caches.infds.get(other)) or {}
+                bookings[other] = tenancy.booking_from_status(body.get("status") or {})
+        all_pods = self.caches.pods.all() if hasattr(self.caches.pods, "all") else []
+        return tenancy.held_by_others(key, all_pods, bookings)
 
     def _due(self, seen: Observed, record: Record) -> bool:
         """Re-plan when the inputs changed or the interval elapsed (failures wait too: no busy
@@ -215,12 +245,19 @@ class Controller(Loop):
         record.fingerprint, record.planned_at = seen.inputs, self.clock()
         return True
 
-    async def _decide(self, seen: Observed, record: Record) -> Invalid | None:
+    async def _decide(
+        self, seen: Observed, record: Record, held: dict[str, Any] | None = None
+    ) -> Invalid | None:
         """Build, solve under the bound, keep or move; remember the plan. None on success."""
         settings = seen.settings
         try:
             problem = model.build_problem(
-                seen.deployment, seen.nodes, seen.profile, self.hour(), settings.forecast_hours
+                seen.deployment,
+                seen.nodes,
+                seen.profile,
+                self.hour(),
+                settings.forecast_hours,
+                held=held,
             )
         except GreenShardError as err:
             return Invalid("NoCandidatePool", str(err))
@@ -257,6 +294,10 @@ class Controller(Loop):
             )
             record.optimized_at = str(shown_at) if restart and shown_at else now_iso()
             record.plan = chosen  # an unchanged answer keeps the old plan: no status churn
+            record.booking = tenancy.booking_from_packing(
+                model.packing(chosen.problem, chosen.solution.placement),
+                model.gpus_per_replica(chosen.problem, chosen.solution.placement),
+            )
         record.error = ""
         if self.metrics:
             self.metrics.planned(
@@ -295,56 +336,44 @@ class Controller(Loop):
                 error=str(err),
             )
 
-    async def _apply(
-        self, key: Key, desired: list[dict[str, Any]], existing: dict[str, Any]
-    ) -> None:
-        """Create the missing shard Deployments, replace the changed ones, delete the extra."""
-        wanted_names = set()
-        for manifest in desired:
-            name = manifest["metadata"]["name"]
-            wanted_names.add(name)
-            facts = existing.get(name)
-            want_hash = manifest["metadata"]["annotations"][workloads.HASH_ANNOTATION]
-            if facts is None:
-                try:
-                    await self.api.create_deployment(manifest)
-                except KubeError as err:
-                    if err.status != 409:
-                        raise
-                    # Created by an earlier pass whose event has not arrived yet: next pass.
-            elif facts.get("annotations", {}).get(workloads.HASH_ANNOTATION) != want_hash:
-                await self.api.replace_deployment(manifest, facts.get("resourceVersion", ""))
-        for name in sorted(set(existing) - wanted_names):
-            await self.api.delete_deployment(key[0], name)
-
     @staticmethod
     def _planned_status(
         seen: Observed,
         record: Record,
         plan: planner.Plan,
-        desired: list[dict[str, Any]],
-        existing: dict[str, Any],
+        applied: shardsets.Applied | None,
     ) -> dict[str, Any]:
-        ready = [
-            m["metadata"]["name"]
-            for m in desired
-            if shard_available(
-                existing.get(m["metadata"]["name"], {}),
-                m["metadata"]["annotations"][workloads.HASH_ANNOTATION],
-            )
-        ]
-        return report.planned_status(
+        names = (
+            applied.names
+            if applied
+            else [pipeline.stage_name(seen.name, s.index) for s in plan.problem.shards]
+        )
+        wanted = report.planned_status(
             plan,
-            workloads.shard_names(seen.name, plan),
+            names if applied else [""] * len(names),
             record.optimized_at,
             record.kept_reason,
             seen.settings.forecast_hours,
             seen.settings.mode == "DryRun",
-            ready,
+            applied.ready if applied else [],
             seen.shown.conditions,
             seen.generation,
             now_iso(),
         )
+        held = tenancy.holders_by_pool({p.key: p.nodes for p in plan.problem.pools}, record.holders)
+        for row in wanted["capacity"]:
+            if row["pool"] in held:
+                row["heldBy"] = held[row["pool"]]
+        decision = applied.rollout if applied else None
+        if decision is not None and decision.moving:
+            wanted["rollout"] = {"strategy": decision.strategy, "message": decision.message}
+            for cond in wanted["conditions"]:
+                if cond["type"] == "Progressing" and cond["status"] == "True":
+                    cond["reason"] = f"Moving{decision.strategy}"
+                    cond["message"] = decision.message
+        else:
+            wanted["rollout"] = None
+        return wanted
 
     async def _fail(self, key: Key, body: Any, record: Record, failure: Invalid) -> Outcome:
         """Degraded with the error (one Event per new error); the last good plan and workloads

@@ -16,7 +16,16 @@ import kopf
 
 from greenshard import carbon
 from greenshard.k8s import controller as ctl
-from greenshard.k8s import gridprofiles, kube, observe, resources, solving, workloads
+from greenshard.k8s import (
+    gridprofiles,
+    kube,
+    observe,
+    resources,
+    shardsets,
+    solving,
+    tenancy,
+    workloads,
+)
 from greenshard.k8s.metrics import Metrics
 
 LOOP_STALE_SECONDS = 120.0
@@ -161,8 +170,47 @@ def shard_index(
     memo: kopf.Memo,
     **_: Any,
 ) -> dict[Any, Any]:
+    """The previous version's per-shard Deployments (replaced by StatefulSets on upgrade)."""
     _wake(memo)
-    return {(namespace, labels[workloads.DEPLOYMENT_LABEL]): {name: observe.deployment_facts(body)}}
+    facts = shardsets.object_facts({"kind": "Deployment", **body})
+    return {(namespace, labels[workloads.DEPLOYMENT_LABEL]): {f"Deployment/{name}": facts}}
+
+
+@kopf.index("apps", "v1", "statefulsets", labels={workloads.DEPLOYMENT_LABEL: kopf.PRESENT})
+def statefulset_index(
+    namespace: str | None,
+    name: str,
+    labels: kopf.Labels,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
+) -> dict[Any, Any]:
+    _wake(memo)
+    facts = shardsets.object_facts({"kind": "StatefulSet", **body})
+    return {(namespace, labels[workloads.DEPLOYMENT_LABEL]): {f"StatefulSet/{name}": facts}}
+
+
+@kopf.index("", "v1", "services", labels={workloads.DEPLOYMENT_LABEL: kopf.PRESENT})
+def service_index(
+    namespace: str | None,
+    name: str,
+    labels: kopf.Labels,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
+) -> dict[Any, Any]:
+    _wake(memo)
+    facts = shardsets.object_facts({"kind": "Service", **body})
+    return {(namespace, labels[workloads.DEPLOYMENT_LABEL]): {f"Service/{name}": facts}}
+
+
+@kopf.index("", "v1", "pods")
+def pod_index(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[Any, Any]:
+    """Every pod (what other workloads hold on each node; our pods, for rollouts)."""
+    facts = tenancy.pod_facts(body)
+    if facts["owner"] or facts["gpus"]:
+        _wake(memo)
+    return {(namespace, facts["owner"]): facts}
 
 
 @kopf.on.event(resources.GROUP, resources.VERSION, resources.INFD_PLURAL)
@@ -177,7 +225,10 @@ def attach(memo: kopf.Memo, **kwargs: Any) -> None:
                 nodes=kwargs["node_index"],
                 profiles=kwargs["profile_index"],
                 infds=kwargs["infd_index"],
-                shards=_ShardView(kwargs["shard_index"]),
+                shards=_ShardView(
+                    kwargs["shard_index"], kwargs["statefulset_index"], kwargs["service_index"]
+                ),
+                pods=_PodView(kwargs["pod_index"]),
             )
         )
     ctrl.wake.set()
@@ -186,14 +237,26 @@ def attach(memo: kopf.Memo, **kwargs: Any) -> None:
 class _ShardView:
     """(ns, owner) -> {deployment name: facts}, merging the index's per-deployment entries."""
 
+    def __init__(self, *indexes: kopf.Index[Any, Any]) -> None:
+        self.indexes = indexes
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        merged: dict[str, Any] = {}
+        for index in self.indexes:
+            for entry in index.get(key) or ():
+                merged.update(entry)
+        return merged or default
+
+
+class _PodView:
+    """(ns, owner) -> [pod facts], and every pod."""
+
     def __init__(self, index: kopf.Index[Any, Any]) -> None:
         self.index = index
 
     def get(self, key: Any, default: Any = None) -> Any:
         store = self.index.get(key)
-        if store is None:
-            return default
-        merged: dict[str, Any] = {}
-        for entry in store:
-            merged.update(entry)
-        return merged
+        return default if store is None else list(store)
+
+    def all(self) -> list[Any]:
+        return [facts for store in self.index.values() for facts in store]

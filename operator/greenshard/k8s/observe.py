@@ -27,7 +27,8 @@ class Caches:
     nodes: Mapping[str, Any] = field(default_factory=dict)  # name -> node body
     profiles: Mapping[str, Any] = field(default_factory=dict)  # name -> GridProfile body
     infds: Mapping[Key, Any] = field(default_factory=dict)  # (ns, name) -> body
-    shards: Any = field(default_factory=dict)  # .get((ns, owner)) -> {name: facts}
+    shards: Any = field(default_factory=dict)  # .get((ns, owner)) -> {"Kind/name": facts}
+    pods: Any = field(default_factory=dict)  # .get((ns, owner)) -> [pod facts]; owner "" foreign
 
 
 def node_facts(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -43,7 +44,11 @@ def node_facts(body: Mapping[str, Any]) -> dict[str, Any]:
         "spec": {"unschedulable": bool((body.get("spec") or {}).get("unschedulable"))},
         "status": {
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-            "allocatable": {"memory": (status.get("allocatable") or {}).get("memory", "0")},
+            "allocatable": {
+                k: v
+                for k, v in (status.get("allocatable") or {"memory": "0"}).items()
+                if k in ("memory", "nvidia.com/gpu")
+            },
         },
     }
 
@@ -157,7 +162,7 @@ def observe(
     bodies = [first(v) for v in caches.nodes.values()]
     nodes = tuple(resources.node_info(n) for n in bodies if n is not None)
     candidates = sorted(
-        (n.name, sorted(n.labels.items()), n.memory_bytes)
+        (n.name, sorted(n.labels.items()), n.memory_bytes, n.gpu_count)
         for n in nodes
         if n.ready and not n.unschedulable and deployment.selector.matches(n.labels)
     )

@@ -71,6 +71,9 @@ def plan_status(
         },
         "poolsSummary": ",".join(pools_in_order),
         "lastOptimizedTime": optimized_at,
+        "packing": data["packing"],
+        "pipelineLatencyMs": data["pipelineLatencyMs"],
+        "capacity": data["capacity"],
     }
 
 
@@ -106,7 +109,7 @@ def optimized_condition(plan: planner.Plan, kept_reason: str = "") -> Condition:
 def rollout_conditions(
     dry_run: bool, names: Sequence[str], ready: Sequence[str]
 ) -> list[Condition]:
-    """Ready and Progressing: DryRun, every shard Deployment available, or which are not."""
+    """Ready and Progressing: DryRun, every shard StatefulSet Ready, or which are not."""
     if dry_run:
         return [
             Condition(
@@ -121,7 +124,7 @@ def rollout_conditions(
                 "Ready",
                 True,
                 "AllShardsAvailable",
-                f"{total}/{total} shard Deployments available on their chosen pools",
+                f"{total}/{total} shard StatefulSets Ready on their chosen nodes",
             ),
             Condition("Progressing", False, "RolledOut", "every shard runs where the plan puts it"),
         ]
@@ -131,11 +134,11 @@ def rollout_conditions(
             "Ready",
             False,
             "ShardsNotAvailable",
-            f"{len(ready)}/{total} shard Deployments available; "
+            f"{len(ready)}/{total} shard StatefulSets Ready; "
             f"waiting for {', '.join(waiting[:5])}" + (" ..." if len(waiting) > 5 else ""),
         ),
         Condition(
-            "Progressing", True, "RollingOut", f"rolling out {len(waiting)} shard Deployment(s)"
+            "Progressing", True, "RollingOut", f"rolling out {len(waiting)} shard StatefulSet(s)"
         ),
     ]
 
