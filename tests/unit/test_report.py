@@ -38,7 +38,7 @@ def test_a_failure_keeps_ready_and_says_there_is_no_rollout() -> None:
         - type: Ready
           status: "True"
           reason: AllShardsAvailable
-          message: 8/8 shard Deployments available on their chosen pools
+          message: 8/8 shard StatefulSets Ready on their chosen nodes
           lastTransitionTime: "{BEFORE}"
           observedGeneration: 1
         - type: Degraded
@@ -56,7 +56,7 @@ def test_a_failure_keeps_ready_and_says_there_is_no_rollout() -> None:
         - type: Ready
           status: "True"
           reason: AllShardsAvailable
-          message: 8/8 shard Deployments available on their chosen pools
+          message: 8/8 shard StatefulSets Ready on their chosen nodes
           lastTransitionTime: "{BEFORE}"
           observedGeneration: 2
         - type: Optimized
@@ -90,14 +90,14 @@ def test_rollout_names_the_shards_still_waiting() -> None:
             "Ready",
             False,
             "ShardsNotAvailable",
-            "1/7 shard Deployments available; waiting for llama-shard-1, llama-shard-2, "
+            "1/7 shard StatefulSets Ready; waiting for llama-shard-1, llama-shard-2, "
             "llama-shard-3, llama-shard-4, llama-shard-5 ...",
         ),
-        ("Progressing", True, "RollingOut", "rolling out 6 shard Deployment(s)"),
+        ("Progressing", True, "RollingOut", "rolling out 6 shard StatefulSet(s)"),
     ]
     done = report.rollout_conditions(False, names[:2], names[:2])
     assert [(c.reason, c.message) for c in done] == [
-        ("AllShardsAvailable", "2/2 shard Deployments available on their chosen pools"),
+        ("AllShardsAvailable", "2/2 shard StatefulSets Ready on their chosen nodes"),
         ("RolledOut", "every shard runs where the plan puts it"),
     ]
 
