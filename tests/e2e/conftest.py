@@ -327,4 +327,11 @@ def crds(cluster: Cluster) -> Cluster:
             timeout=60,
             what=f"CRD {crd} Established",
         )
+        # Established comes before the resource's storage serves: a list right after a changed
+        # CRD is answered 429 "storage is (re)initializing", which the operator logs as an error.
+        cluster.wait(
+            lambda crd=crd: cluster.kubectl("get", crd, "-A", check=False).returncode == 0,
+            timeout=60,
+            what=f"{crd} served",
+        )
     return cluster
