@@ -82,7 +82,7 @@ def test_chart_lints_strictly(cluster: Cluster) -> None:
         ("solver.maxQubit=20", "additional properties 'maxQubit' not allowed"),
         ("image.pullpolicy=Always", "additional properties 'pullpolicy' not allowed"),
         ("gridProfile.spec.links.samePool=1", "additional properties 'samePool' not allowed"),
-        ("solver.maxQubits=25", "maximum: got 25, want 24"),
+        ("solver.maxQubits=29", "maximum: got 29, want 28"),
         ("replicaCount=2", "maximum: got 2, want 1"),
     ],
 )
@@ -118,11 +118,12 @@ def test_memory_is_sized_from_the_qubit_budget(
 
 
 def test_operator_share_must_leave_memory_for_the_solver(cluster: Cluster) -> None:
+    base = yaml.safe_load((CHART / "values.yaml").read_text())["resources"]["memory"]["baseMi"]
     res = cluster.helm(
-        "template", "gs", str(CHART), "--set", "resources.memory.operatorMi=512", check=False
+        "template", "gs", str(CHART), "--set", f"resources.memory.operatorMi={base}", check=False
     )
     assert res.returncode != 0
-    assert "operatorMi (512) must be less than resources.memory.baseMi (512)" in res.stderr
+    assert f"operatorMi ({base}) must be less than resources.memory.baseMi ({base})" in res.stderr
 
 
 def test_deployment_runs_one_operator_with_probes(cluster: Cluster) -> None:
