@@ -161,47 +161,37 @@ def infd_index(
     }
 
 
+def _owned(
+    kind: str, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo
+) -> dict[Any, Any]:
+    """One object the operator made, keyed by the InferenceDeployment its label names."""
+    _wake(memo)
+    facts = shardsets.object_facts({"kind": kind, **body})
+    return {
+        (namespace, body.metadata.labels[workloads.DEPLOYMENT_LABEL]): {f"{kind}/{name}": facts}
+    }
+
+
 @kopf.index("apps", "v1", "deployments", labels={workloads.DEPLOYMENT_LABEL: kopf.PRESENT})
 def shard_index(
-    namespace: str | None,
-    name: str,
-    labels: kopf.Labels,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    **_: Any,
+    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> dict[Any, Any]:
     """The previous version's per-shard Deployments (replaced by StatefulSets on upgrade)."""
-    _wake(memo)
-    facts = shardsets.object_facts({"kind": "Deployment", **body})
-    return {(namespace, labels[workloads.DEPLOYMENT_LABEL]): {f"Deployment/{name}": facts}}
+    return _owned("Deployment", namespace, name, body, memo)
 
 
 @kopf.index("apps", "v1", "statefulsets", labels={workloads.DEPLOYMENT_LABEL: kopf.PRESENT})
 def statefulset_index(
-    namespace: str | None,
-    name: str,
-    labels: kopf.Labels,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    **_: Any,
+    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> dict[Any, Any]:
-    _wake(memo)
-    facts = shardsets.object_facts({"kind": "StatefulSet", **body})
-    return {(namespace, labels[workloads.DEPLOYMENT_LABEL]): {f"StatefulSet/{name}": facts}}
+    return _owned("StatefulSet", namespace, name, body, memo)
 
 
 @kopf.index("", "v1", "services", labels={workloads.DEPLOYMENT_LABEL: kopf.PRESENT})
 def service_index(
-    namespace: str | None,
-    name: str,
-    labels: kopf.Labels,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    **_: Any,
+    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> dict[Any, Any]:
-    _wake(memo)
-    facts = shardsets.object_facts({"kind": "Service", **body})
-    return {(namespace, labels[workloads.DEPLOYMENT_LABEL]): {f"Service/{name}": facts}}
+    return _owned("Service", namespace, name, body, memo)
 
 
 @kopf.index("", "v1", "pods")
