@@ -82,6 +82,15 @@ def infd_doc(
     }
     doc["spec"]["carbon"] = {**doc["spec"].get("carbon", {}), "gridProfile": profile}
     doc["spec"]["sharding"] = {"shards": shards, "replicas": replicas}
+    # A 1B model on the CPU-only nodes: the scenarios' many deployments all fit at once (the
+    # shared e2e cluster has 32 GPUs; whole-GPU packing would leave some Infeasible).
+    doc["spec"]["model"] = {**doc["spec"]["model"], "parametersBillions": 1}
+    doc["spec"]["placement"] = {
+        **doc["spec"].get("placement", {}),
+        "nodeSelector": {
+            "matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "DoesNotExist"}]
+        },
+    }
     for key, value in spec.items():
         doc["spec"][key] = value
     return doc
@@ -97,22 +106,20 @@ def _ready(body: dict[str, Any]) -> bool:
 def convergence(cluster: Any, namespace: str, names: list[str]) -> list[str]:
     """What still keeps NAMES from having converged ([] when they have): every
     InferenceDeployment observed at its generation, Ready, one placement row per shard; exactly
-    its shard Deployments, each controlled by it, available, with one live ReplicaSet."""
+    its shard StatefulSets, each controlled by it with every replica ready; no per-shard
+    Deployment of the previous version left, and nothing of an unknown owner."""
     infds = {i["metadata"]["name"]: i for i in cluster.items("infd", namespace=namespace)}
-    deployments = cluster.items("deployments", "-l", LABEL, namespace=namespace)
-    replica_sets = cluster.items("replicasets", namespace=namespace)
-    live_rs: dict[str, int] = {}
-    for rs in replica_sets:
-        if (rs.get("spec") or {}).get("replicas", 0) > 0:
-            for ref in rs["metadata"].get("ownerReferences") or []:
-                live_rs[ref["name"]] = live_rs.get(ref["name"], 0) + 1
-    problems: list[str] = []
+    sets = cluster.items("statefulsets", "-l", LABEL, namespace=namespace)
+    problems = [
+        f"per-shard Deployment {d['metadata']['name']} left"
+        for d in cluster.items("deployments", "-l", LABEL, namespace=namespace)
+    ]
     by_owner: dict[str, list[dict[str, Any]]] = {}
-    for dep in deployments:
-        by_owner.setdefault(dep["metadata"]["labels"][LABEL], []).append(dep)
+    for sts in sets:
+        by_owner.setdefault(sts["metadata"]["labels"][LABEL], []).append(sts)
     for owner in sorted(set(by_owner) - set(names)):
         problems.append(
-            f"orphaned Deployments of {owner}: {[d['metadata']['name'] for d in by_owner[owner]]}"
+            f"orphaned StatefulSets of {owner}: {[d['metadata']['name'] for d in by_owner[owner]]}"
         )
     for name in names:
         body = infds.get(name)
@@ -136,16 +143,15 @@ def convergence(cluster: Any, namespace: str, names: list[str]) -> list[str]:
         have = by_owner.get(name, [])
         names_have = [d["metadata"]["name"] for d in have]
         if sorted(names_have) != sorted(want):
-            problems.append(f"{name}: shard Deployments {sorted(names_have)}, want {sorted(want)}")
-        for dep in have:
-            refs = [r for r in dep["metadata"].get("ownerReferences") or [] if r.get("controller")]
+            problems.append(f"{name}: shard StatefulSets {sorted(names_have)}, want {sorted(want)}")
+        for sts in have:
+            refs = [r for r in sts["metadata"].get("ownerReferences") or [] if r.get("controller")]
             if [r.get("uid") for r in refs] != [meta["uid"]]:
-                problems.append(f"{dep['metadata']['name']}: not controlled by {name}")
-            if live_rs.get(dep["metadata"]["name"], 0) > 1:
-                problems.append(
-                    f"{dep['metadata']['name']}: {live_rs[dep['metadata']['name']]} "
-                    "live ReplicaSets"
-                )
+                problems.append(f"{sts['metadata']['name']}: not controlled by {name}")
+            wanted = (sts.get("spec") or {}).get("replicas", 1)
+            ready = (sts.get("status") or {}).get("readyReplicas", 0)
+            if ready != wanted:
+                problems.append(f"{sts['metadata']['name']}: {ready} of {wanted} replicas ready")
     return problems
 
 

@@ -129,7 +129,7 @@ def test_operator_sigkills_converge_without_duplicates_or_orphans(
         quiet_from = time.monotonic()
         time.sleep(scale(15, 60))
         quiet_writes = proxy.writes_since(quiet_from)
-        rows = cluster.items("deployments", "-l", "greenshard.io/deployment", namespace=namespace)
+        rows = cluster.items("statefulsets", "-l", "greenshard.io/deployment", namespace=namespace)
     finally:
         op.stop()
     record(
@@ -140,7 +140,7 @@ def test_operator_sigkills_converge_without_duplicates_or_orphans(
         api_writes_total=writes,
         quiet_seconds=scale(15, 60),
         quiet_writes=quiet_writes,
-        shard_deployments=len(rows),
+        shard_statefulsets=len(rows),
     )
     assert quiet_writes == 0
 
@@ -214,14 +214,14 @@ def test_injected_api_errors_converge_without_hot_loops(
             )
 
         step(
-            "500 on create deployments",
-            lambda: proxy.inject(500, verb="create", resource="deployments"),
+            "500 on create statefulsets",
+            lambda: proxy.inject(500, verb="create", resource="statefulsets"),
             infd_doc("f1", namespace, "chaos-faults"),
             ["f0", "f1"],
         )
         step(
-            "409 on update deployments",
-            lambda: proxy.inject(409, verb="update", resource="deployments"),
+            "409 on update statefulsets",
+            lambda: proxy.inject(409, verb="update", resource="statefulsets"),
             infd_doc("f1", namespace, "chaos-faults", replicas=2),
             ["f0", "f1"],
         )
@@ -255,12 +255,12 @@ def test_injected_api_errors_converge_without_hot_loops(
         )
 
         def watch_timeout() -> Any:
-            fault = proxy.inject(kind="timeout", verb="watch", resource="deployments", hold=10)
-            proxy.cut_watches("deployments")
+            fault = proxy.inject(kind="timeout", verb="watch", resource="statefulsets", hold=10)
+            proxy.cut_watches("statefulsets")
             return fault
 
         step(
-            "timeout on watch deployments",
+            "timeout on watch statefulsets",
             watch_timeout,
             infd_doc("f1", namespace, "chaos-faults", shards=8),
             ["f0", "f1"],
