@@ -129,3 +129,17 @@ def test_progress_bar_on_a_terminal_only() -> None:
         bar.advance()
     bar.close()
     assert piped.getvalue() == ""
+
+
+def test_the_dynamic_experiment_shows_its_progress_hour_by_hour(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from greenshard.experiments import dynamic
+
+    shown = Terminal(tty=True)
+    monkeypatch.setattr(sys, "stderr", shown)
+    day = dynamic.solve_day(0, "exact")
+    text = shown.getvalue()
+    assert len(day.plans) == dynamic.HOURS
+    assert text.count("\r") == dynamic.HOURS and text.endswith("\n")
+    assert f"dynamic: exact, hour by hour [{'#' * 30}] 24/24" in text

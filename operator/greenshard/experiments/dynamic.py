@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from greenshard import model, parsing, planner
+from greenshard import harness, model, parsing, planner
 from greenshard.experiments import report
 from greenshard.solvers.registry import SolverConfig
 
@@ -146,7 +146,13 @@ def solve_day(seed: int, solver: str) -> Day:
     grid = parsing.parse_grid_profile(profile)
     problems = [model.build_problem(spec, node_infos, grid, h) for h in range(HOURS)]
     config = SolverConfig(algorithm=solver, seed=seed)
-    return Day(problems, [planner.plan(p, config) for p in problems])
+    progress = harness.Progress(len(problems), f"dynamic: {solver}, hour by hour")
+    plans = []
+    for problem in problems:
+        plans.append(planner.plan(problem, config))
+        progress.advance()
+    progress.close()
+    return Day(problems, plans)
 
 
 def moves(a: tuple[int, ...], b: tuple[int, ...]) -> int:

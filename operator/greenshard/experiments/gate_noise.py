@@ -41,7 +41,7 @@ import cirq
 import numpy as np
 import numpy.typing as npt
 
-from greenshard import instances, model, parsing, subspace
+from greenshard import harness, instances, model, parsing, subspace
 from greenshard.solvers import onehot
 
 CHANNELS: dict[str, Callable[[float], cirq.Gate]] = {
@@ -181,6 +181,7 @@ def run_experiment(config: GateNoiseConfig) -> dict[str, Any]:
     simulator = cirq.DensityMatrixSimulator(dtype=np.complex64)
     runs: list[tuple[str, float, cirq.Gate | None]] = [("none", 0.0, None)]
     runs += [(name, r, make(r)) for name, make in CHANNELS.items() for r in config.rates]
+    progress = harness.Progress(len(runs), "gate noise: channels x rates")
     for name, rate, channel in runs:
         start = time.perf_counter()
         rho = simulator.simulate(
@@ -194,6 +195,8 @@ def run_experiment(config: GateNoiseConfig) -> dict[str, Any]:
             row["subspacePOpt"] = float(exact_probs[space.stats.optimal].sum())
         result["rows"].append(row)
         print(json.dumps(row), flush=True)
+        progress.advance()
+    progress.close()
     return result
 
 

@@ -27,7 +27,7 @@ import cirq
 import numpy as np
 import numpy.typing as npt
 
-from greenshard import hamiltonian, instances, model
+from greenshard import hamiltonian, harness, instances, model
 from greenshard.errors import InfeasibleError
 from greenshard.experiments import report
 from greenshard.solvers import backends, exact
@@ -189,6 +189,7 @@ def run(out: Path, seed: int = 0, quick: bool = False) -> Path:
     rows: list[dict[str, Any]] = []
     checks: list[dict[str, Any]] = []
     insts = {n: instance(n, seed) for n in config.qubits}
+    progress = harness.Progress(len(insts) * len(config.depths), "noisy: qubits x depth")
     for n, inst in insts.items():
         for depth in config.depths:
             gammas, betas = angles(inst, depth, config.cobyla_evaluations, seed)
@@ -228,6 +229,8 @@ def run(out: Path, seed: int = 0, quick: bool = False) -> Path:
                                 "trajectories": traj,
                             }
                         )
+            progress.advance()
+    progress.close()
     return write_report(out, config, seed, insts, rows, checks, load, started)
 
 
