@@ -416,7 +416,13 @@ def cmd_extender(args: argparse.Namespace) -> int:
     from greenshard.k8s.extender import main as extender  # noqa: PLC0415 - aiohttp, the client
 
     return extender.run(
-        args.kubeconfig, args.port, args.grid_profile, args.log_format, args.address, args.hour
+        args.kubeconfig,
+        args.port,
+        args.grid_profile,
+        args.log_format,
+        args.address,
+        args.hour,
+        log_level=args.log_level,
     )
 
 
@@ -556,6 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "json", "console"),
         default="auto",
         help="auto: JSON unless stderr is a terminal",
+    )
+    e.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default="INFO",
+        help="the least severe level logged (default INFO)",
     )
     e.set_defaults(func=cmd_extender)
     return parser

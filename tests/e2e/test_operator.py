@@ -72,9 +72,10 @@ def pools(body: dict[str, Any]) -> list[str]:
     return [row["pool"] for row in body["status"]["placement"]]
 
 
-def shard_deployments(cluster: Any, namespace: str, name: str) -> list[dict[str, Any]]:
+def shard_sets(cluster: Any, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The shard StatefulSets of InferenceDeployment NAME (one per shard)."""
     return list(
-        cluster.items("deployments", "-l", f"greenshard.io/deployment={name}", namespace=namespace)
+        cluster.items("statefulsets", "-l", f"greenshard.io/deployment={name}", namespace=namespace)
     )
 
 
@@ -251,7 +252,7 @@ def test_spec_update_replans_and_removes_shards(
     doc["spec"]["sharding"] = {"shards": 4, "replicas": 1}
     apply_infd(cluster, doc)
     wait_ready(cluster, namespace, "upd")
-    assert len(shard_deployments(cluster, namespace, "upd")) == 4
+    assert len(shard_sets(cluster, namespace, "upd")) == 4
     doc["spec"]["sharding"] = {"shards": 2, "replicas": 1}
     apply_infd(cluster, doc)
     cluster.wait(
@@ -261,9 +262,9 @@ def test_spec_update_replans_and_removes_shards(
     body = wait_ready(cluster, namespace, "upd")
     assert len(body["status"]["placement"]) == 2
     cluster.wait(
-        lambda: len(shard_deployments(cluster, namespace, "upd")) == 2, what="2 shard deployments"
+        lambda: len(shard_sets(cluster, namespace, "upd")) == 2, what="2 shard StatefulSets"
     )
-    names = sorted(d["metadata"]["name"] for d in shard_deployments(cluster, namespace, "upd"))
+    names = sorted(d["metadata"]["name"] for d in shard_sets(cluster, namespace, "upd"))
     assert names == ["upd-shard-0", "upd-shard-1"]
 
 
@@ -408,10 +409,10 @@ def test_dry_run_creates_nothing(cluster: Any, operator: Operator, namespace: st
     assert condition(body, "Ready")["reason"] == "DryRun"
     assert len(body["status"]["placement"]) == 8
     time.sleep(2)
-    assert shard_deployments(cluster, namespace, "dry") == []
+    assert shard_sets(cluster, namespace, "dry") == []
 
 
-def test_deleting_the_cr_garbage_collects_its_deployments(
+def test_deleting_the_cr_garbage_collects_its_statefulsets(
     cluster: Any, operator: Operator, namespace: str
 ) -> None:
     profile(cluster, "e2e-gc", PROFILE["spec"]["regions"])
@@ -422,13 +423,13 @@ def test_deleting_the_cr_garbage_collects_its_deployments(
     assert not body["metadata"].get("finalizers")
     owners = {
         d["metadata"]["ownerReferences"][0]["uid"]
-        for d in shard_deployments(cluster, namespace, "gc")
+        for d in shard_sets(cluster, namespace, "gc")
     }
     assert owners == {body["metadata"]["uid"]}
     cluster.kubectl("delete", "infd", "gc", "--wait=true", namespace=namespace)
     cluster.wait(
         lambda: (
-            not shard_deployments(cluster, namespace, "gc")
+            not shard_sets(cluster, namespace, "gc")
             and not cluster.pods(namespace, "greenshard.io/deployment=gc")
         ),
         timeout=60,
@@ -473,26 +474,22 @@ def test_restart_mid_reconcile_converges_then_stays_quiet(
     for doc in docs:
         apply_infd(cluster, doc)
     operator.start()
-    # kill it while it creates the shard Deployments
+    # kill it while it creates the shard StatefulSets
     cluster.wait(
-        lambda: len(cluster.items("deployments", namespace=namespace)) >= 3,
+        lambda: len(cluster.items("statefulsets", namespace=namespace)) >= 3,
         interval=0.1,
-        what="some deployments",
+        what="some StatefulSets",
     )
     operator.stop(kill=True)
     operator.start()
     for doc in docs:
         wait_ready(cluster, namespace, doc["metadata"]["name"], timeout=120)
-    deployments = cluster.items("deployments", namespace=namespace)
-    names = sorted(d["metadata"]["name"] for d in deployments)
+    sets = cluster.items("statefulsets", namespace=namespace)
+    names = sorted(d["metadata"]["name"] for d in sets)
     assert names == sorted(f"r{i}-shard-{s}" for i in range(3) for s in range(8))
-    replica_sets = cluster.items("replicasets", namespace=namespace)
-    owners = [
-        rs["metadata"]["ownerReferences"][0]["name"]
-        for rs in replica_sets
-        if rs["spec"]["replicas"] > 0
-    ]
-    assert sorted(owners) == names  # one live ReplicaSet each: no duplicate rollout
+    revisions = cluster.items("controllerrevisions", namespace=namespace)
+    owners = [r["metadata"]["ownerReferences"][0]["name"] for r in revisions]
+    assert sorted(owners) == names  # one revision each: the restart rolled nothing twice
     pods = cluster.pods(namespace)
     assert len(pods) == 3 * 8 * SAMPLE["spec"]["sharding"]["replicas"]
     # a quiet minute: no API write at all
@@ -500,12 +497,12 @@ def test_restart_mid_reconcile_converges_then_stays_quiet(
     before = operator.api_writes()
     versions = {
         (o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
-        for o in cluster.items("infd,deployments", namespace=namespace)
+        for o in cluster.items("infd,statefulsets", namespace=namespace)
     }
     time.sleep(60)
     after = {
         (o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
-        for o in cluster.items("infd,deployments", namespace=namespace)
+        for o in cluster.items("infd,statefulsets", namespace=namespace)
     }
     assert operator.api_writes() == before
     assert after == versions

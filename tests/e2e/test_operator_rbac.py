@@ -107,7 +107,7 @@ def test_operator_as_the_chart_service_account(
             lambda: (
                 len(
                     cluster.items(
-                        "deployments", "-l", "greenshard.io/deployment=rbac", namespace=namespace
+                        "statefulsets", "-l", "greenshard.io/deployment=rbac", namespace=namespace
                     )
                 )
                 == 4
@@ -118,7 +118,7 @@ def test_operator_as_the_chart_service_account(
         cluster.wait(
             lambda: (
                 not cluster.items(
-                    "deployments", "-l", "greenshard.io/deployment=rbac", namespace=namespace
+                    "statefulsets", "-l", "greenshard.io/deployment=rbac", namespace=namespace
                 )
             ),
             what="GC",

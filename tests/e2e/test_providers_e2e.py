@@ -167,12 +167,12 @@ def test_served_intensity_moves_the_placement_within_hysteresis(
             what="GridProfile Fresh again",
         )
 
-        # The key is nowhere: GridProfile, InferenceDeployment, Deployments, Events
+        # The key is nowhere: GridProfile, InferenceDeployment, StatefulSets, Services, Events
         seen = json.dumps(
             [
                 cluster.get_json("gridprofile", gp_name),
                 infd_body(cluster, namespace, "live"),
-                cluster.items("deployments", namespace=namespace),
+                cluster.items("statefulsets,services", namespace=namespace),
                 cluster.items("events", namespace=namespace),
             ]
         )

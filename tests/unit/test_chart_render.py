@@ -113,6 +113,15 @@ def test_log_level_and_watch_namespaces_become_flags_the_cli_accepts() -> None:
     assert (parsed.log_level, parsed.namespace) == ("DEBUG", ["team-a", "team-b"])
 
 
+def test_log_level_reaches_the_extender_too() -> None:
+    docs = manifests("--set", "logLevel=WARNING", "--set", "extender.enabled=true")
+    extender = only(docs, "Deployment", "gs-greenshard-extender")
+    (container,) = extender["spec"]["template"]["spec"]["containers"]
+    parsed = cli.build_parser().parse_args(container["args"])
+    assert parsed.func is cli.cmd_extender
+    assert parsed.log_level == "WARNING"
+
+
 def test_log_level_sets_the_root_logger() -> None:
     root = logging.getLogger()
     saved = root.level, list(root.handlers)

@@ -24,11 +24,12 @@ def run(
     log_format: str,
     address: str = "0.0.0.0",
     hour: int | None = None,
+    log_level: str = "INFO",
 ) -> int:
     from greenshard.k8s import kube  # noqa: PLC0415
     from greenshard.k8s.logs import configure_logging  # noqa: PLC0415
 
-    configure_logging(log_format)
+    configure_logging(log_format, log_level)
     metrics = ExtenderMetrics()
     clock: Callable[[], int] = carbon.current_utc_hour if hour is None else (lambda: hour)
     state = ClusterState(grid_profile, hour=clock, metrics=metrics)
