@@ -422,8 +422,7 @@ def test_deleting_the_cr_garbage_collects_its_statefulsets(
     body = get(cluster, namespace, "gc")
     assert not body["metadata"].get("finalizers")
     owners = {
-        d["metadata"]["ownerReferences"][0]["uid"]
-        for d in shard_sets(cluster, namespace, "gc")
+        d["metadata"]["ownerReferences"][0]["uid"] for d in shard_sets(cluster, namespace, "gc")
     }
     assert owners == {body["metadata"]["uid"]}
     cluster.kubectl("delete", "infd", "gc", "--wait=true", namespace=namespace)
@@ -462,6 +461,68 @@ def test_missing_gridprofile_is_degraded_with_an_event(
     profile(cluster, "e2e-does-not-exist", PROFILE["spec"]["regions"])
     body = wait_ready(cluster, namespace, "lost")
     assert condition(body, "Degraded")["status"] == "False"
+
+
+def test_a_foreign_statefulset_is_left_alone_and_the_deployment_degraded_conflict(
+    cluster: Any, operator: Operator, namespace: str
+) -> None:
+    """Issue 17: a StatefulSet named like shard 0 and labelled as ours, but not controlled by
+    the InferenceDeployment, is never replaced or deleted; Degraded Conflict names it."""
+    foreign = yaml.safe_load(f"""
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: own-shard-0
+  namespace: {namespace}
+  labels: {{greenshard.io/deployment: own, app: someone-else}}
+spec:
+  replicas: 0
+  serviceName: own-shard-0
+  selector: {{matchLabels: {{app: someone-else}}}}
+  template:
+    metadata: {{labels: {{app: someone-else}}}}
+    spec: {{containers: [{{name: c, image: registry.k8s.io/pause:3.10}}]}}
+""")
+    cluster.apply_yaml(yaml.safe_dump(foreign))
+    before = cluster.get_json("statefulset", "own-shard-0", namespace=namespace)
+    profile(cluster, "e2e-own", PROFILE["spec"]["regions"])
+    doc = infd("own", namespace, carbon={"gridProfile": "e2e-own"})
+    doc["spec"]["sharding"] = {"shards": 2, "replicas": 1}
+    apply_infd(cluster, doc)
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Degraded",
+        "infd/own",
+        "--timeout=60s",
+        namespace=namespace,
+        timeout=90,
+    )
+    degraded = condition(get(cluster, namespace, "own"), "Degraded")
+    assert degraded["reason"] == "Conflict"
+    assert (
+        f"StatefulSet {namespace}/own-shard-0 exists and is not controlled by"
+        in (degraded["message"])
+    )
+    events = cluster.items("events", "--field-selector", "reason=Conflict", namespace=namespace)
+    assert events and events[0]["type"] == "Warning"
+    # the other shard is applied; the foreign one is untouched
+    cluster.wait(
+        lambda: cluster.get_json("statefulset", "own-shard-1", namespace=namespace),
+        what="own-shard-1",
+    )
+    time.sleep(3)
+    after = cluster.get_json("statefulset", "own-shard-0", namespace=namespace)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert not after["metadata"].get("ownerReferences")
+    assert condition(get(cluster, namespace, "own"), "Ready")["status"] != "True"
+    # its owner deletes it: the operator creates its own and heals
+    cluster.kubectl("delete", "statefulset", "own-shard-0", "--wait=true", namespace=namespace)
+    body = wait_ready(cluster, namespace, "own", timeout=120)
+    assert condition(body, "Degraded")["status"] == "False"
+    owners = {
+        d["metadata"]["ownerReferences"][0]["uid"] for d in shard_sets(cluster, namespace, "own")
+    }
+    assert owners == {body["metadata"]["uid"]}
 
 
 @pytest.mark.slow

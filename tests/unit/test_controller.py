@@ -13,6 +13,7 @@ import yaml
 from greenshard import model, parsing, planner
 from greenshard.k8s import conditions, loop, observe, resources, shardsets, workloads
 from greenshard.k8s import controller as ctl
+from greenshard.k8s.errors import KubeError
 from greenshard.solvers.registry import SolverConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +37,9 @@ class FakeApi:
         self.caches = caches
         self.writes: list[tuple[str, Any]] = []
         self.events: list[tuple[str, str]] = []
+        self.reads: list[str] = []
+        # objects the index does not see (they lack our label): "Kind/name" -> object_facts
+        self.unlabelled: dict[str, dict[str, Any]] = {}
 
     async def patch_infd_status(
         self, namespace: str, name: str, status: dict[str, Any]
@@ -46,6 +50,22 @@ class FakeApi:
         merge(body["status"], status)
         return body
 
+    async def read_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads.append(f"{kind}/{name}")
+        facts = self._find(kind, namespace, name)
+        if facts is None:
+            return None
+        refs = [{"uid": facts["owner"], "controller": True}] if facts["owner"] else []
+        return {"metadata": {"name": name, "namespace": namespace, "ownerReferences": refs}}
+
+    def _find(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """An object of that name in the namespace, labelled for any owner or for none."""
+        key = f"{kind}/{name}"
+        for (ns, _), objects in self.caches.shards.items():
+            if ns == namespace and key in objects:
+                return objects[key]  # type: ignore[no-any-return]
+        return self.unlabelled.get(key)
+
     def _objects(self, manifest: dict[str, Any]) -> dict[str, Any]:
         owner = manifest["metadata"]["labels"][workloads.DEPLOYMENT_LABEL]
         key = (manifest["metadata"]["namespace"], owner)
@@ -54,6 +74,9 @@ class FakeApi:
     async def create_object(self, manifest: dict[str, Any]) -> None:
         name = f"{manifest['kind']}/{manifest['metadata']['name']}"
         self.writes.append(("create", name))
+        meta = manifest["metadata"]
+        if self._find(manifest["kind"], meta["namespace"], meta["name"]) is not None:
+            raise KubeError(409, "Conflict", f"{name} already exists")
         self._objects(manifest)[name] = shardsets.object_facts(
             {
                 **manifest,

@@ -169,3 +169,184 @@ def test_a_foreign_service_account_in_the_template_is_refused(world: Any) -> Non
     assert condition(body, "Degraded")["status"] == "False"
     # the front door, 8 headless Services, 8 StatefulSets
     assert len([w for w in api.writes if w[0] == "create"]) == 17
+
+
+# ------------------------------------------------------- failures are loud and bounded (#17)
+
+
+class RefusingApi(FlakyApi):
+    """FlakyApi whose replace and delete can fail too, with the API's own message."""
+
+    def __init__(self, caches: observe.Caches) -> None:
+        super().__init__(caches)
+        self.messages: dict[str, str] = {}
+
+    def _maybe_fail(self, call: str) -> None:
+        self.attempts[call] = self.attempts.get(call, 0) + 1
+        if call in self.failing:
+            status = self.failing[call]
+            raise KubeError(status, "Refused", self.messages.get(call, f"injected {status}"))
+
+    async def replace_object(self, manifest: dict[str, Any], current: dict[str, Any]) -> None:
+        self._maybe_fail("replace")
+        await super().replace_object(manifest, current)
+
+
+def refusing_world(world: Any) -> tuple[ctl.Controller, RefusingApi, Any]:
+    controller, api, clock = world
+    refusing = RefusingApi(api.caches)
+    controller.api = refusing
+    return controller, refusing, clock
+
+
+def retry(controller: ctl.Controller, clock: Any, times: int = 1) -> None:
+    """Passes after the backoff each time (it never waits more than 300 s)."""
+    for _ in range(times):
+        clock.now += 301
+        run(controller)
+
+
+def warnings(api: FakeApi) -> list[str]:
+    return [reason for reason, _ in api.events if reason != "Planned"]
+
+
+def test_forbidden_is_degraded_naming_the_verb_and_resource_once(world: Any) -> None:
+    controller, api, clock = refusing_world(world)
+    api.failing["create"] = 403
+    api.messages["create"] = (
+        'services is forbidden: User "system:serviceaccount:greenshard-system:greenshard" '
+        'cannot create resource "services" in API group "" in the namespace "ml"'
+    )
+    run(controller)
+    body = api.caches.infds[KEY]
+    degraded = condition(body, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "Forbidden")
+    message = degraded["message"]
+    assert message.startswith(
+        "create Service ml/llama was refused (403 Refused: services is forbidden: User "
+    )
+    assert "may not create services in namespace ml" in message
+    assert "RBAC" in message and "ResourceQuota" in message
+    assert condition(body, "Optimized")["status"] == "True"
+    assert api.attempts["create"] == 1  # the first refusal stops the writes
+    retry(controller, clock, 4)
+    assert api.attempts["create"] == 5
+    assert warnings(api) == ["Forbidden"]  # one Event for the whole time it lasts
+    del api.failing["create"]
+    retry(controller, clock)
+    assert condition(body, "Degraded")["status"] == "False"
+    assert controller.records[KEY].failures == 0
+    # the same refusal later is a new failure: a new Event
+    api.failing["create"] = 403
+    body["spec"]["sharding"]["shards"] = 9
+    body["metadata"]["generation"] = 2
+    run(controller)
+    assert [w for w in warnings(api) if w != "Moved"] == ["Forbidden", "Forbidden"]
+
+
+def test_an_invalid_object_is_apply_failed_with_the_api_message(world: Any) -> None:
+    controller, api, clock = refusing_world(world)
+    run(controller)
+    api.failing["replace"] = 422
+    api.messages["replace"] = (
+        'StatefulSet.apps "llama-shard-0" is invalid: spec.template.spec.containers[0].image: '
+        "Required value"
+    )
+    body = api.caches.infds[KEY]
+    body["spec"]["template"]["spec"]["containers"][0]["image"] = "pause:2"
+    body["metadata"]["generation"] = 2
+    run(controller)
+    degraded = condition(body, "Degraded")
+    assert degraded["reason"] == "ApplyFailed"
+    assert degraded["message"] == (
+        "update StatefulSet ml/llama-shard-0 was rejected (422 Refused: StatefulSet.apps "
+        '"llama-shard-0" is invalid: spec.template.spec.containers[0].image: Required value)'
+    )
+    assert warnings(api) == ["ApplyFailed"]
+    assert api.attempts["replace"] == 1
+    retry(controller, clock, 3)
+    assert warnings(api) == ["ApplyFailed"]
+    del api.failing["replace"]
+    retry(controller, clock)
+    assert condition(body, "Degraded")["status"] == "False"
+
+
+@pytest.mark.parametrize(("call", "status"), [("create", 500), ("create", 429), ("create", 0)])
+def test_transient_errors_are_quiet_then_api_unavailable_after_five(
+    world: Any, call: str, status: int
+) -> None:
+    controller, api, clock = refusing_world(world)
+    api.failing[call] = status
+    run(controller)
+    retry(controller, clock, ctl.API_FAILURES_DEGRADED - 2)
+    # four passes in a row failed: logged and retried, nothing shown yet
+    assert api.attempts[call] == ctl.API_FAILURES_DEGRADED - 1
+    assert "status" not in api.caches.infds[KEY]
+    assert warnings(api) == []
+    retry(controller, clock)
+    body = api.caches.infds[KEY]
+    degraded = condition(body, "Degraded")
+    assert degraded["reason"] == "ApiUnavailable"
+    assert degraded["message"].startswith(
+        "the Kubernetes API failed 5 or more attempts in a row, the last: create Service ml/llama "
+        f"failed ({status} Refused: "
+    )
+    retry(controller, clock, 3)
+    assert warnings(api) == ["ApiUnavailable"]
+    del api.failing[call]
+    retry(controller, clock)
+    assert condition(body, "Degraded")["status"] == "False"
+    assert controller.records[KEY].api_failures == 0
+
+
+def test_a_replace_that_raced_another_write_is_retried_not_degraded(world: Any) -> None:
+    controller, api, clock = refusing_world(world)
+    run(controller)
+    api.make_available()
+    run(controller)
+    body = api.caches.infds[KEY]
+    api.failing["replace"] = 409  # stale resourceVersion
+    body["spec"]["template"]["spec"]["containers"][0]["image"] = "pause:2"
+    body["metadata"]["generation"] = 2
+    run(controller)
+    assert condition(body, "Degraded")["status"] == "False"
+    assert controller.records[KEY].failures == 1
+    del api.failing["replace"]
+    retry(controller, clock)
+    assert api.attempts["replace"] == 1 + 8  # the refused one, then every StatefulSet
+    assert condition(body, "Degraded")["status"] == "False"
+    assert body["status"]["observedGeneration"] == 2
+    assert warnings(api) == []
+
+
+def test_an_invalid_template_posts_one_event_not_one_per_pass(world: Any) -> None:
+    controller, api, _ = world
+    body = api.caches.infds[KEY]
+    body["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "limits": {"nvidia.com/gpu": "4"}
+    }
+    for _ in range(5):
+        run(controller)
+    assert condition(body, "Degraded")["reason"] == "InvalidTemplate"
+    assert warnings(api) == ["InvalidTemplate"]
+
+
+def test_the_readme_documents_every_degraded_reason() -> None:
+    """The reasons the controller sets (planning, template, applying) are each in "Reading
+    status" and the apply ones in Troubleshooting."""
+    import re
+
+    from test_controller import ROOT
+
+    source = "".join(
+        (ROOT / "operator/greenshard/k8s" / f).read_text()
+        for f in ("controller.py", "observe.py", "shardsets.py")
+    )
+    reasons = set(re.findall(r'(?:Invalid|Trouble)\(\s*"([A-Z]\w+)"', source))
+    assert {"Conflict", "Forbidden", "ApplyFailed", "ApiUnavailable", "InvalidTemplate"} <= reasons
+    readme = (ROOT / "README.md").read_text()
+    status = readme[readme.index("### Reading status") : readme.index("### When it re-plans")]
+    assert sorted(r for r in reasons if f"`{r}`" not in status) == []
+    trouble = readme[readme.index("## Troubleshooting") :]
+    for reason in ("Conflict", "Forbidden", "ApplyFailed", "ApiUnavailable"):
+        assert f"reason `{reason}`" in trouble

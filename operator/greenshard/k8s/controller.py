@@ -37,6 +37,10 @@ from greenshard.solvers.registry import SolverConfig
 
 log = structlog.get_logger("greenshard.controller")
 
+# Transient API failures (busy, down, slow, a raced write) are retried quietly with backoff;
+# this many passes in a row make the deployment Degraded, reason ApiUnavailable.
+API_FAILURES_DEGRADED = 5
+
 
 class Outcome(enum.StrEnum):
     """What one reconcile did (the reconcile metric's label)."""
@@ -49,6 +53,8 @@ class Outcome(enum.StrEnum):
 
 
 class Api(Protocol):
+    async def read_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
+
     async def patch_infd_status(
         self, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any]: ...
@@ -99,7 +105,9 @@ class Record:
     fingerprint: str = ""
     planned_at: float = float("-inf")
     plan: planner.Plan | None = None
-    error: str = ""
+    error: str = ""  # the planning failure last posted as an Event
+    warned: set[str] = field(default_factory=set)  # apply troubles (Trouble.key) posted
+    api_failures: int = 0  # consecutive passes whose apply hit a transient API error
     failures: int = 0  # consecutive failed reconciles (exponential backoff)
     retry_at: float = float("-inf")
     optimized_at: str = ""
@@ -206,9 +214,9 @@ class Controller(Loop):
         plan = record.plan
         if plan is None:
             return Outcome.UNCHANGED
-        record.error = ""  # inputs are good again: a recurring error gets a new Event
         existing = shard_facts(self.caches, key)
         applied: shardsets.Applied | None = None
+        troubles: list[shardsets.Trouble] = []
         if seen.settings.mode == "Apply":
             p = shardsets.pipeline_of(seen.body, plan, seen.deployment.selector)
             wrong = pipeline.template_gpu_problem(seen.template, p.stages)
@@ -217,8 +225,53 @@ class Controller(Loop):
             own = list(self.caches.pods.get(key) or [])
             spare = shardsets.surge_fits(plan, own)
             applied = await shardsets.apply(self.api, p, seen.template, existing, own, spare)
-        wanted = self._planned_status(seen, record, plan, applied)
-        return await self._write(key, record, seen.shown.status, wanted, Outcome.UPDATED)
+            troubles = self._troubles(key, record, shardsets.troubles(p, applied))
+            if troubles and all(t.transient for t in troubles):
+                return Outcome.ERROR  # back off and retry quietly, as most of these pass
+        record.error = ""  # planned and applied: a recurring error gets a new Event
+        await self._warn(body, record, troubles)
+        wanted = self._planned_status(seen, record, plan, applied, troubles)
+        outcome = await self._write(key, record, seen.shown.status, wanted, Outcome.UPDATED)
+        return Outcome.ERROR if troubles else outcome
+
+    def _troubles(
+        self, key: Key, record: Record, found: list[shardsets.Trouble]
+    ) -> list[shardsets.Trouble]:
+        """What to show of an apply's troubles: the lasting ones; a transient one only after
+        :data:`API_FAILURES_DEGRADED` passes in a row had one (until then it is only logged,
+        and the result is all transient: the caller backs off without writing)."""
+        passing = [t for t in found if t.transient]
+        lasting = [t for t in found if not t.transient]
+        if not passing:
+            record.api_failures = 0
+            return lasting
+        record.api_failures += 1
+        log.warning(
+            "api error",
+            deployment=f"{key[0]}/{key[1]}",
+            error=passing[0].message,
+            attempt=record.api_failures,
+        )
+        if record.api_failures >= API_FAILURES_DEGRADED:
+            return [*lasting, shardsets.unavailable(passing[0], API_FAILURES_DEGRADED)]
+        return lasting or passing
+
+    async def _warn(self, body: Any, record: Record, troubles: list[shardsets.Trouble]) -> None:
+        """One Warning Event per distinct trouble while it lasts (one that goes away and comes
+        back is posted again)."""
+        keys = {t.key for t in troubles}
+        for trouble in troubles:
+            if trouble.key in record.warned:
+                continue
+            record.warned.add(trouble.key)
+            log.warning(
+                "apply failed",
+                deployment=f"{body['metadata'].get('namespace')}/{body['metadata'].get('name')}",
+                reason=trouble.reason,
+                error=trouble.message,
+            )
+            await self._event(body, trouble.reason, trouble.message, "Warning")
+        record.warned = keys
 
     def _held(self, key: Key) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
         """GPUs others hold per node: foreign pods, and every other InferenceDeployment's
@@ -342,6 +395,7 @@ class Controller(Loop):
         record: Record,
         plan: planner.Plan,
         applied: shardsets.Applied | None,
+        troubles: list[shardsets.Trouble] | None = None,
     ) -> dict[str, Any]:
         names = (
             applied.names
@@ -359,6 +413,9 @@ class Controller(Loop):
             seen.shown.conditions,
             seen.generation,
             now_iso(),
+            report.degraded_condition(
+                [(t.reason, t.message) for t in troubles or [] if not t.transient]
+            ),
         )
         held = tenancy.holders_by_pool({p.key: p.nodes for p in plan.problem.pools}, record.holders)
         for row in wanted["capacity"]:

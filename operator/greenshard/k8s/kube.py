@@ -172,6 +172,25 @@ class KubeApi:
 
     # ---------------------------------------------------- pipeline objects (StatefulSet, Service)
 
+    async def read_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object of a managed kind (None when there is none): who controls it, when a
+        create found its name taken."""
+        read = {
+            "StatefulSet": self.apps.read_namespaced_stateful_set,
+            "Service": self.core.read_namespaced_service,
+            "Deployment": self.apps.read_namespaced_deployment,
+        }.get(kind)
+        if read is None:
+            raise ValueError(f"unmanaged kind {kind}")
+        try:
+            result = await self._call(read, name, namespace)
+        except KubeError as err:
+            if err.status == 404:
+                return None
+            raise
+        body = self.api_client.sanitize_for_serialization(result)
+        return dict(body) if isinstance(body, dict) else None
+
     def _kind_calls(self, kind: str) -> tuple[Callable[..., Any], Callable[..., Any], Any]:
         """(create, replace, delete) of a namespaced kind the operator manages."""
         if kind == "StatefulSet":

@@ -149,6 +149,14 @@ def owner_reference(p: Pipeline) -> dict[str, Any]:
     }
 
 
+def controller_uid(meta: Mapping[str, Any]) -> str:
+    """The uid of an object's controller ownerReference ('' when nothing controls it)."""
+    for ref in meta.get("ownerReferences") or []:
+        if isinstance(ref, Mapping) and ref.get("controller"):
+            return str(ref.get("uid") or "")
+    return ""
+
+
 def spec_hash(manifest: Mapping[str, Any]) -> str:
     text = json.dumps(
         {"labels": manifest["metadata"].get("labels"), "spec": manifest["spec"]},

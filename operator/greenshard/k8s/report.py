@@ -154,19 +154,32 @@ def planned_status(
     current_conditions: Sequence[Mapping[str, Any]],
     generation: int,
     now: str,
+    degraded: Condition | None = None,
 ) -> dict[str, Any]:
-    """The whole status of a planned deployment (``ready``: the shard Deployments available)."""
+    """The whole status of a planned deployment (``ready``: the shard StatefulSets Ready;
+    ``degraded``: what applying the plan ran into, if anything)."""
     wanted = plan_status(plan, names, optimized_at)
     # g/h are the hourly average over this many hours from emissions.hour
     wanted["emissions"]["forecastHours"] = forecast_hours
     conditions = [
         optimized_condition(plan, kept_reason),
-        Condition("Degraded", False, "AsExpected", "no error"),
+        degraded or Condition("Degraded", False, "AsExpected", "no error"),
         *rollout_conditions(dry_run, names, ready),
     ]
     wanted["conditions"] = merge_conditions(current_conditions, conditions, generation, now)
     wanted["observedGeneration"] = generation
     return wanted
+
+
+def degraded_condition(troubles: Sequence[tuple[str, str]]) -> Condition | None:
+    """Degraded for what applying a good plan ran into ((reason, message) pairs, the first
+    shown; None when there is nothing): the plan stays Optimized, Ready says what runs."""
+    if not troubles:
+        return None
+    reason, message = troubles[0]
+    if len(troubles) > 1:
+        message += f" (and {len(troubles) - 1} more: see the Warning Events)"
+    return Condition("Degraded", True, reason, message)
 
 
 def failed_status(

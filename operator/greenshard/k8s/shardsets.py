@@ -1,23 +1,36 @@
 """A plan -> the running pipeline: the objects to create, replace or delete, the rollout step,
 and how Ready it is. Pure except :func:`apply`, which talks to the API through ``api``.
 
+Only objects whose controller ownerReference is the InferenceDeployment are ever replaced or
+deleted: the label that files an object under a deployment is a hint anyone can set. An object
+that has a name the plan needs but another owner (or none) is left alone and reported as a
+conflict.
+
 Objects of the previous version (one Deployment per shard) are deleted once the StatefulSets
 replacing them exist, so an upgrade leaves nothing orphaned (their pods go with them through
 garbage collection).
+
+What the API refuses does not escape :func:`apply`: the first refused call stops the writes
+(what follows would mostly be refused the same way: RBAC, quota, an API server that is down),
+and :func:`troubles` turns it and the conflicts into the Degraded reasons the user sees.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from greenshard import feasibility, model, planner
 from greenshard.k8s import pipeline, rollout, tenancy
 from greenshard.k8s.errors import KubeError
 
+T = TypeVar("T")
+
 
 class Api(Protocol):
+    async def read_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
+
     async def create_object(self, manifest: dict[str, Any]) -> None: ...
 
     async def replace_object(self, manifest: dict[str, Any], current: dict[str, Any]) -> None: ...
@@ -35,6 +48,8 @@ def object_facts(body: Mapping[str, Any]) -> dict[str, Any]:
         "kind": body.get("kind") or "",
         "name": meta.get("name"),
         "namespace": meta.get("namespace"),
+        "uid": meta.get("uid") or "",
+        "owner": pipeline.controller_uid(meta),  # the controller ownerReference's uid: ours or not
         "generation": meta.get("generation", 0),
         "resourceVersion": meta.get("resourceVersion", ""),
         "annotations": dict(meta.get("annotations") or {}),
@@ -107,6 +122,17 @@ def surge_fits(plan: planner.Plan, own_pods: Sequence[Mapping[str, Any]]) -> boo
     )
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A call of :func:`apply` that the API refused (``verb`` as RBAC names it)."""
+
+    verb: str  # create, update, delete, get
+    kind: str
+    namespace: str
+    name: str
+    error: KubeError
+
+
 @dataclass
 class Applied:
     """What one apply did and saw."""
@@ -116,6 +142,25 @@ class Applied:
     waiting: list[str] = field(default_factory=list)
     rollout: rollout.Decision | None = None
     writes: int = 0
+    refused: Refused | None = None  # the call that stopped the writes
+    conflicts: list[str] = field(default_factory=list)  # "Kind/name" we need but do not own
+
+
+class _RefusedError(Exception):
+    def __init__(self, refused: Refused) -> None:
+        self.refused = refused
+
+
+async def _call(verb: str, kind: str, namespace: str, name: str, call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except KubeError as err:
+        raise _RefusedError(Refused(verb, kind, namespace, name, err)) from err
+
+
+def owned_by(p: pipeline.Pipeline, existing: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The objects of ``existing`` that the InferenceDeployment controls."""
+    return {k: f for k, f in existing.items() if p.uid and f.get("owner") == p.uid}
 
 
 async def apply(
@@ -127,15 +172,18 @@ async def apply(
     spare_fits: bool,
 ) -> Applied:
     """Create or replace what differs, take the next rollout step, delete what is no longer
-    planned (other shards' objects, the previous version's Deployments)."""
+    planned (other shards' objects, the previous version's Deployments). Only objects the
+    InferenceDeployment controls are replaced or deleted; a refused call stops the writes and
+    is in :attr:`Applied.refused`."""
+    ours = owned_by(p, existing)
     sets = [pipeline.stage_statefulset(p, st, template) for st in p.stages]
     names = [s["metadata"]["name"] for s in sets]
     stages = [
-        rollout.stage_state(existing[f"StatefulSet/{n}"])
-        for n in names
-        if f"StatefulSet/{n}" in existing
+        rollout.stage_state(ours[f"StatefulSet/{n}"]) for n in names if f"StatefulSet/{n}" in ours
     ]
-    pod_states = [s for s in (rollout.pod_state(f) for f in pods) if s is not None]
+    set_uids = {f["uid"] for f in ours.values() if f.get("kind") == "StatefulSet" and f["uid"]}
+    own_pods = [f for f in pods if f.get("controller") in set_uids]  # not a look-alike's
+    pod_states = [s for s in (rollout.pod_state(f) for f in own_pods) if s is not None]
     decision = rollout.decide(stages, pod_states, p.replicas, spare_fits)
     if len(stages) < len(sets):
         decision = rollout.Decision(p.replicas)  # first creation: nothing moves yet
@@ -149,46 +197,153 @@ async def apply(
             )
         desired.append(manifest)
     out = Applied(names, rollout=decision)
-    wanted = set()
-    for manifest in desired:
-        key = f"{manifest['kind']}/{manifest['metadata']['name']}"
-        wanted.add(key)
-        current = existing.get(key)
-        want_hash = manifest["metadata"]["annotations"][pipeline.HASH_ANNOTATION]
-        if current is None:
-            await _create(api, manifest)
-            out.writes += 1
-        elif current.get("annotations", {}).get(pipeline.HASH_ANNOTATION) != want_hash:
-            await api.replace_object(manifest, dict(current))
-            out.writes += 1
-    for name in decision.delete:
-        await api.delete_pod(p.namespace, name)
-        out.writes += 1
-    all_sets_exist = all(f"StatefulSet/{n}" in existing for n in names)
-    for key in sorted(existing):
-        if key in wanted:
-            continue
-        kind, name = key.split("/", 1)
-        if kind == "Deployment" and not all_sets_exist:
-            continue  # the previous version's pods serve until the StatefulSets exist
-        await api.delete_object(kind, p.namespace, name)
-        out.writes += 1
+    try:
+        await _write(api, p, desired, existing, ours, decision, names, out)
+    except _RefusedError as stop:
+        out.refused = stop.refused
     for manifest in sets:
         name = manifest["metadata"]["name"]
-        if stage_ready(existing.get(f"StatefulSet/{name}"), manifest, p.replicas):
+        if stage_ready(ours.get(f"StatefulSet/{name}"), manifest, p.replicas):
             out.ready.append(name)
         else:
             out.waiting.append(name)
     return out
 
 
-async def _create(api: Api, manifest: dict[str, Any]) -> None:
+async def _write(
+    api: Api,
+    p: pipeline.Pipeline,
+    desired: Sequence[dict[str, Any]],
+    existing: Mapping[str, Mapping[str, Any]],
+    ours: Mapping[str, Mapping[str, Any]],
+    decision: rollout.Decision,
+    names: Sequence[str],
+    out: Applied,
+) -> None:
+    wanted = set()
+    for manifest in desired:
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        key = f"{kind}/{name}"
+        wanted.add(key)
+        current = ours.get(key)
+        want_hash = manifest["metadata"]["annotations"][pipeline.HASH_ANNOTATION]
+        if current is None and key in existing:
+            out.conflicts.append(key)  # labelled as ours, controlled by another (or nobody)
+        elif current is None:
+            if not await _create(api, p, manifest):
+                out.conflicts.append(key)
+            out.writes += 1
+        elif current.get("annotations", {}).get(pipeline.HASH_ANNOTATION) != want_hash:
+            await _call(
+                "update", kind, p.namespace, name, api.replace_object(manifest, dict(current))
+            )
+            out.writes += 1
+    for name in decision.delete:
+        await _call("delete", "Pod", p.namespace, name, api.delete_pod(p.namespace, name))
+        out.writes += 1
+    all_sets_exist = all(f"StatefulSet/{n}" in ours for n in names)
+    for key in sorted(ours):
+        if key in wanted:
+            continue
+        kind, name = key.split("/", 1)
+        if kind == "Deployment" and not all_sets_exist:
+            continue  # the previous version's pods serve until the StatefulSets exist
+        await _call("delete", kind, p.namespace, name, api.delete_object(kind, p.namespace, name))
+        out.writes += 1
+
+
+async def _create(api: Api, p: pipeline.Pipeline, manifest: dict[str, Any]) -> bool:
+    """Create; False when an object of that name exists and is not ours."""
+    kind, name = manifest["kind"], manifest["metadata"]["name"]
     try:
         await api.create_object(manifest)
     except KubeError as err:
         if err.status != 409:
-            raise
-        # created by an earlier pass whose watch event has not arrived yet: next pass
+            raise _RefusedError(Refused("create", kind, p.namespace, name, err)) from err
+        # Ours, created by an earlier pass whose watch event has not arrived yet (next pass
+        # sees it), or someone else's that our index does not see (it lacks our label).
+        live = await _call("get", kind, p.namespace, name, api.read_object(kind, p.namespace, name))
+        if live is not None and pipeline.controller_uid(live.get("metadata") or {}) != p.uid:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- what went wrong
+
+RESOURCES = {  # kind -> resource as RBAC rules and `kubectl auth can-i` name it
+    "StatefulSet": "statefulsets.apps",
+    "Deployment": "deployments.apps",
+    "Service": "services",
+    "Pod": "pods",
+    "PodDisruptionBudget": "poddisruptionbudgets.policy",
+}
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """One thing an apply could not do: the Degraded reason and message, and what makes it
+    distinct (one Warning Event per key). A transient one is retried quietly at first."""
+
+    reason: str  # Conflict, Forbidden, ApplyFailed, ApiUnavailable
+    message: str
+    key: str
+    transient: bool = False
+
+
+def troubles(p: pipeline.Pipeline, applied: Applied) -> list[Trouble]:
+    """The refused call (if any) first, then each object we need but do not own."""
+    out = [refusal(applied.refused)] if applied.refused else []
+    for key in applied.conflicts:
+        kind, name = key.split("/", 1)
+        out.append(
+            Trouble(
+                "Conflict",
+                f"{kind} {p.namespace}/{name} exists and is not controlled by {p.kind} "
+                f"{p.name}: delete or rename it",
+                f"Conflict/{key}",
+            )
+        )
+    return out
+
+
+def transient(refused: Refused) -> bool:
+    """Errors that usually pass by themselves: the API server busy, down or slow; a replace
+    that raced another write (409, stale resourceVersion) or a deletion (404); the read after a
+    409 on create finding nothing."""
+    status = refused.error.status
+    if status in (404, 409):
+        return refused.verb in ("update", "get")
+    return status in (0, 408, 429) or status >= 500
+
+
+def refusal(refused: Refused) -> Trouble:
+    err = refused.error
+    what = f"{refused.verb} {refused.kind} {refused.namespace}/{refused.name}"
+    if transient(refused):
+        return Trouble("ApiUnavailable", f"{what} failed ({err})", f"ApiUnavailable/{what}", True)
+    if err.status == 403:
+        resource = RESOURCES.get(refused.kind, refused.kind.lower())
+        return Trouble(
+            "Forbidden",
+            f"{what} was refused ({err}): the operator may not {refused.verb} {resource} in "
+            f"namespace {refused.namespace}; check the chart's RBAC (its ClusterRole; `kubectl "
+            f"auth can-i {refused.verb} {resource} -n {refused.namespace} "
+            "--as=system:serviceaccount:<namespace>:<name>`) and the namespace's ResourceQuota "
+            "and admission policies",
+            f"Forbidden/{what}",
+        )
+    # 422 Invalid / 400 BadRequest name the field; anything else is shown as the API said it
+    return Trouble("ApplyFailed", f"{what} was rejected ({err})", f"ApplyFailed/{what}")
+
+
+def unavailable(last: Trouble, attempts: int) -> Trouble:
+    """Transient failures that did not pass: ``attempts`` passes in a row failed."""
+    return Trouble(
+        "ApiUnavailable",
+        f"the Kubernetes API failed {attempts} or more attempts in a row, the last: "
+        f"{last.message}; retrying with backoff (up to 5 minutes apart)",
+        "ApiUnavailable",
+    )
 
 
 def stage_ready(

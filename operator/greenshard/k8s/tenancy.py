@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from greenshard import feasibility, pods
+from greenshard.k8s import pipeline
 
 Key = tuple[str, str]
 REVISION_LABEL = "controller-revision-hash"
@@ -47,6 +48,7 @@ def pod_facts(body: Mapping[str, Any]) -> dict[str, Any]:
         "node": (body.get("spec") or {}).get("nodeName") or "",
         "phase": status.get("phase") or "Pending",
         "owner": labels.get(pods.OWNER_LABEL, ""),
+        "controller": pipeline.controller_uid(meta),  # rollouts delete only their sets' pods
         "shard": labels.get("greenshard.io/shard", ""),
         "podIndex": labels.get(POD_INDEX_LABEL, ""),
         "revision": labels.get(REVISION_LABEL, ""),
