@@ -525,6 +525,32 @@ spec:
     assert owners == {body["metadata"]["uid"]}
 
 
+def test_a_shard_scaled_to_zero_by_hand_is_restored(
+    cluster: Any, operator: Operator, namespace: str
+) -> None:
+    """Issue 17: `kubectl scale` keeps the spec-hash annotation; the live replicas are compared
+    too, so the operator scales the shard back and the deployment is Ready again."""
+    profile(cluster, "e2e-drift", PROFILE["spec"]["regions"])
+    doc = infd("drift", namespace, carbon={"gridProfile": "e2e-drift"})
+    doc["spec"]["sharding"] = {"shards": 2, "replicas": 2}
+    apply_infd(cluster, doc)
+    wait_ready(cluster, namespace, "drift")
+    cluster.kubectl("scale", "statefulset", "drift-shard-1", "--replicas=0", namespace=namespace)
+
+    def restored() -> bool:
+        sts = cluster.get_json("statefulset", "drift-shard-1", namespace=namespace)
+        return bool(
+            sts["spec"]["replicas"] == 2 and (sts.get("status") or {}).get("readyReplicas") == 2
+        )
+
+    cluster.wait(restored, timeout=90, what="drift-shard-1 scaled back to 2 Ready replicas")
+    cluster.wait(
+        lambda: condition(get(cluster, namespace, "drift"), "Ready").get("status") == "True",
+        timeout=60,
+        what="Ready again",
+    )
+
+
 @pytest.mark.slow
 def test_restart_mid_reconcile_converges_then_stays_quiet(
     cluster: Any, operator: Operator, namespace: str

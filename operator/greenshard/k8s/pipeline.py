@@ -166,6 +166,50 @@ def spec_hash(manifest: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _pruned(value: Any) -> Any:
+    """Without the empty lists, maps and nulls the API server leaves out when it answers."""
+    if isinstance(value, Mapping):
+        out = {str(k): _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, [], {})}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def _amount(value: Any) -> Any:
+    try:
+        return parsing.parse_quantity(value)  # "80Gi" and "85899345920" are the same amount
+    except Exception:
+        return str(value)
+
+
+def template_digest(template: Mapping[str, Any] | None) -> str:
+    """A digest of the pod template fields people change by hand and the operator sets: the
+    required node affinity (the pool and the packed nodes) and every container's resources.
+    Computed alike on what we send and on what the API server answers, whose defaults do not
+    touch these fields and whose quantities are compared as amounts, so that only a real
+    change differs."""
+    spec = (template or {}).get("spec") or {}
+    affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+    resources = {}
+    for kind in ("initContainers", "containers"):
+        for container in spec.get(kind) or []:
+            res = container.get("resources") or {}
+            resources[f"{kind}/{container.get('name')}"] = {
+                part: {str(r): _amount(v) for r, v in (res.get(part) or {}).items()}
+                for part in ("limits", "requests")
+            }
+    text = json.dumps(
+        {
+            "required": _pruned(affinity.get("requiredDuringSchedulingIgnoredDuringExecution")),
+            "resources": _pruned(resources),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _stamp(manifest: dict[str, Any]) -> dict[str, Any]:
     manifest["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = spec_hash(manifest)
     return manifest

@@ -55,6 +55,8 @@ def object_facts(body: Mapping[str, Any]) -> dict[str, Any]:
         "annotations": dict(meta.get("annotations") or {}),
         "labels": dict(meta.get("labels") or {}),
         "replicas": spec.get("replicas", 1),
+        # the live template's fields that drift by hand (None for a kind without a template)
+        "template": pipeline.template_digest(spec["template"]) if "template" in spec else None,
         "clusterIP": spec.get("clusterIP"),
         "status": dict(body.get("status") or {}),
     }
@@ -233,7 +235,9 @@ async def _write(
             if not await _create(api, p, manifest):
                 out.conflicts.append(key)
             out.writes += 1
-        elif current.get("annotations", {}).get(pipeline.HASH_ANNOTATION) != want_hash:
+        elif current.get("annotations", {}).get(pipeline.HASH_ANNOTATION) != want_hash or (
+            drifted(current, manifest)
+        ):
             await _call(
                 "update", kind, p.namespace, name, api.replace_object(manifest, dict(current))
             )
@@ -250,6 +254,19 @@ async def _write(
             continue  # the previous version's pods serve until the StatefulSets exist
         await _call("delete", kind, p.namespace, name, api.delete_object(kind, p.namespace, name))
         out.writes += 1
+
+
+def drifted(current: Mapping[str, Any], manifest: Mapping[str, Any]) -> bool:
+    """Whether a StatefulSet whose spec-hash annotation is ours was changed by hand since:
+    scaled (``kubectl scale``), or its pods' node affinity or resources edited. The annotation
+    alone does not notice: it stays as we wrote it."""
+    if manifest["kind"] != "StatefulSet":
+        return False
+    spec = manifest["spec"]
+    return bool(
+        current.get("replicas") != spec["replicas"]
+        or current.get("template") != pipeline.template_digest(spec["template"])
+    )
 
 
 async def _create(api: Api, p: pipeline.Pipeline, manifest: dict[str, Any]) -> bool:
