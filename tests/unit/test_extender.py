@@ -484,7 +484,9 @@ def test_chart_extender_off_by_default_and_complete_when_on() -> None:
     by_kind = {d["kind"]: d for d in docs if "extender" in d["metadata"]["name"]}
     deployment, service = by_kind["Deployment"], by_kind["Service"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["extender", "--port", "9000", "--grid-profile", "eu"]
+    assert container["args"] == [
+        "extender", "--port", "9000", "--grid-profile", "eu", "--log-level", "INFO"
+    ]  # fmt: skip
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "gs-greenshard"
     selector = deployment["spec"]["selector"]["matchLabels"]
