@@ -79,6 +79,15 @@ def shard_sets(cluster: Any, namespace: str, name: str) -> list[dict[str, Any]]:
     )
 
 
+def budgets(cluster: Any, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The shard PodDisruptionBudgets of InferenceDeployment NAME (one per shard)."""
+    return list(
+        cluster.items(
+            "poddisruptionbudgets", "-l", f"greenshard.io/deployment={name}", namespace=namespace
+        )
+    )
+
+
 def apply_infd(cluster: Any, doc: dict[str, Any]) -> None:
     cluster.apply_yaml(yaml.safe_dump(doc))
 
@@ -251,8 +260,13 @@ def test_spec_update_replans_and_removes_shards(
     doc = infd("upd", namespace, carbon={"gridProfile": "e2e-update"})
     doc["spec"]["sharding"] = {"shards": 4, "replicas": 1}
     apply_infd(cluster, doc)
-    wait_ready(cluster, namespace, "upd")
+    body = wait_ready(cluster, namespace, "upd")
     assert len(shard_sets(cluster, namespace, "upd")) == 4
+    pdbs = budgets(cluster, namespace, "upd")
+    assert sorted(b["metadata"]["name"] for b in pdbs) == [f"upd-shard-{i}" for i in range(4)]
+    for pdb in pdbs:
+        assert pdb["spec"]["maxUnavailable"] == 1
+        assert pdb["metadata"]["ownerReferences"][0]["uid"] == body["metadata"]["uid"]
     doc["spec"]["sharding"] = {"shards": 2, "replicas": 1}
     apply_infd(cluster, doc)
     cluster.wait(
@@ -266,6 +280,9 @@ def test_spec_update_replans_and_removes_shards(
     )
     names = sorted(d["metadata"]["name"] for d in shard_sets(cluster, namespace, "upd"))
     assert names == ["upd-shard-0", "upd-shard-1"]
+    cluster.wait(
+        lambda: len(budgets(cluster, namespace, "upd")) == 2, what="2 PodDisruptionBudgets"
+    )
 
 
 def test_gridprofile_change_moves_with_hysteresis(

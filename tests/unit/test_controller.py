@@ -201,6 +201,7 @@ def test_create_plans_applies_and_reports(world: Any) -> None:
         ["Service/llama"]
         + [f"Service/llama-shard-{i}" for i in range(8)]
         + [f"StatefulSet/llama-shard-{i}" for i in range(8)]
+        + [f"PodDisruptionBudget/llama-shard-{i}" for i in range(8)]
     )
     assert api.events[0][0] == "Planned"
     # Deployments become available: Ready, then nothing more to write.
@@ -281,6 +282,7 @@ def test_fewer_shards_delete_the_extra_deployments(world: Any) -> None:
     assert deleted == sorted(
         [f"Service/llama-shard-{i}" for i in range(4, 8)]
         + [f"StatefulSet/llama-shard-{i}" for i in range(4, 8)]
+        + [f"PodDisruptionBudget/llama-shard-{i}" for i in range(4, 8)]
     )
     assert len(body["status"]["placement"]) == 4
     assert body["status"]["observedGeneration"] == 2

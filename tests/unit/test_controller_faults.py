@@ -141,7 +141,7 @@ def test_one_failing_deployment_does_not_hold_up_another(world: Any) -> None:
         run(controller)
         clock.now += 1
     created = [w[1] for w in api.writes if w[0] == "create"]
-    assert created[-8:] == [f"StatefulSet/other-shard-{i}" for i in range(8)]
+    assert created[-16:-8] == [f"StatefulSet/other-shard-{i}" for i in range(8)]
     assert not [c for c in created if "/llama" in c]
     assert controller.records[("ml", "llama")].failures >= 2
     assert controller.records[("ml", "other")].failures == 0
@@ -167,8 +167,8 @@ def test_a_foreign_service_account_in_the_template_is_refused(world: Any) -> Non
     body["metadata"]["generation"] = 2
     run(controller)
     assert condition(body, "Degraded")["status"] == "False"
-    # the front door, 8 headless Services, 8 StatefulSets
-    assert len([w for w in api.writes if w[0] == "create"]) == 17
+    # the front door, 8 headless Services, 8 StatefulSets, their 8 PodDisruptionBudgets
+    assert len([w for w in api.writes if w[0] == "create"]) == 25
 
 
 # ------------------------------------------------------- failures are loud and bounded (#17)
@@ -350,3 +350,28 @@ def test_the_readme_documents_every_degraded_reason() -> None:
     trouble = readme[readme.index("## Troubleshooting") :]
     for reason in ("Conflict", "Forbidden", "ApplyFailed", "ApiUnavailable"):
         assert f"reason `{reason}`" in trouble
+
+
+def test_a_refused_budget_stops_no_shard_and_says_which_right_is_missing(world: Any) -> None:
+    """A chart whose ClusterRole predates the PodDisruptionBudgets: the StatefulSets run,
+    Degraded Forbidden names poddisruptionbudgets.policy."""
+    controller, api, _ = world
+    original = api.create_object
+
+    async def create(manifest: dict[str, Any]) -> None:
+        if manifest["kind"] == "PodDisruptionBudget":
+            raise KubeError(403, "Forbidden", "poddisruptionbudgets.policy is forbidden")
+        await original(manifest)
+
+    api.create_object = create  # type: ignore[method-assign]
+    run(controller)
+    created = [w for v, w in api.writes if v == "create"]
+    assert created[-8:] == [f"StatefulSet/llama-shard-{i}" for i in range(8)]
+    api.make_available()
+    controller.records[KEY].retry_at = float("-inf")
+    run(controller)
+    body = api.caches.infds[KEY]
+    degraded = condition(body, "Degraded")
+    assert degraded["reason"] == "Forbidden"
+    assert "may not create poddisruptionbudgets.policy in namespace ml" in degraded["message"]
+    assert condition(body, "Ready")["status"] == "True"  # the shards themselves run

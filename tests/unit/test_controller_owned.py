@@ -131,7 +131,7 @@ def test_an_unlabelled_foreign_object_is_found_when_create_says_it_exists(world:
     degraded = condition(api.caches.infds[KEY], "Degraded")
     assert degraded["reason"] == "Conflict"
     assert degraded["message"].startswith("Service ml/llama exists and is not controlled")
-    assert [w for v, w in api.writes if v == "create"][-1] == SETS[-1]
+    assert [w for v, w in api.writes if v == "create"][-1] == "PodDisruptionBudget/llama-shard-7"
 
 
 def test_a_409_on_our_own_object_not_yet_in_the_cache_is_no_conflict(world: Any) -> None:
@@ -248,3 +248,18 @@ def test_kube_api_reads_an_object_or_none() -> None:
     assert body is not None and pipeline.controller_uid(body["metadata"]) == "u-x"
     assert asyncio.run(api.read_object("StatefulSet", "ml", "gone")) is None
     assert calls == [("ml", "a"), ("ml", "gone")]
+
+
+@pytest.mark.parametrize("kind", ["Service", "PodDisruptionBudget"])
+def test_a_foreign_object_of_any_kind_we_make_is_a_conflict(world: Any, kind: str) -> None:
+    controller, api, _ = world
+    key = f"{kind}/llama-shard-1"
+    api.caches.shards[KEY] = {key: foreign(kind, "llama-shard-1", "u-other")}
+    run(controller)
+    assert calls_on(api, key) == []
+    degraded = condition(api.caches.infds[KEY], "Degraded")
+    assert degraded["reason"] == "Conflict"
+    assert degraded["message"].startswith(f"{kind} ml/llama-shard-1 exists and is not controlled")
+    # ours are all there but that one
+    created = {w for v, w in api.writes if v == "create"}
+    assert "PodDisruptionBudget/llama-shard-0" in created and key not in created

@@ -181,6 +181,46 @@ def test_services_match_yaml() -> None:
     ] == [pipeline.DEFAULT_PORT]
 
 
+def test_disruption_budget_matches_yaml() -> None:
+    p = make_pipeline(replicas=1)  # 1 replica too: maxUnavailable 1 never blocks a drain
+    got = pipeline.stage_disruption_budget(p, p.stages[2])
+    assert len(got["metadata"]["annotations"].pop(pipeline.HASH_ANNOTATION)) == 16
+    assert got == yaml.safe_load("""
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: llama-shard-2
+  namespace: ml
+  labels:
+    app.kubernetes.io/name: inference-shard
+    app.kubernetes.io/instance: llama
+    app.kubernetes.io/component: shard
+    app.kubernetes.io/part-of: greenshard
+    app.kubernetes.io/managed-by: greenshard
+    greenshard.io/deployment: llama
+    greenshard.io/shard: "2"
+  annotations: {}
+  ownerReferences:
+    - apiVersion: greenshard.io/v1alpha1
+      kind: InferenceDeployment
+      name: llama
+      uid: u-1
+      controller: true
+      blockOwnerDeletion: true
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels: {greenshard.io/deployment: llama, greenshard.io/shard: "2"}
+  unhealthyPodEvictionPolicy: AlwaysAllow
+""")
+    # it selects exactly that shard's pods
+    sts = pipeline.stage_statefulset(p, p.stages[2], TEMPLATE)
+    pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+    assert got["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    other = pipeline.stage_statefulset(p, p.stages[1], TEMPLATE)["spec"]["template"]["metadata"]
+    assert not got["spec"]["selector"]["matchLabels"].items() <= other["labels"].items()
+
+
 def test_cpu_stage_requests_the_replica_memory_and_no_gpu() -> None:
     p = make_pipeline()
     pod = pipeline.stage_statefulset(p, p.stages[0], TEMPLATE)["spec"]["template"]["spec"]

@@ -194,6 +194,16 @@ def service_index(
     return _owned("Service", namespace, name, body, memo)
 
 
+@kopf.index(
+    "policy", "v1", "poddisruptionbudgets", labels={workloads.DEPLOYMENT_LABEL: kopf.PRESENT}
+)
+def pdb_index(
+    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> dict[Any, Any]:
+    """A PodDisruptionBudget per shard StatefulSet."""
+    return _owned("PodDisruptionBudget", namespace, name, body, memo)
+
+
 @kopf.index("", "v1", "pods")
 def pod_index(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[Any, Any]:
     """Every pod (what other workloads hold on each node; our pods, for rollouts)."""
@@ -216,7 +226,10 @@ def attach(memo: kopf.Memo, **kwargs: Any) -> None:
                 profiles=kwargs["profile_index"],
                 infds=kwargs["infd_index"],
                 shards=_ShardView(
-                    kwargs["shard_index"], kwargs["statefulset_index"], kwargs["service_index"]
+                    kwargs["shard_index"],
+                    kwargs["statefulset_index"],
+                    kwargs["service_index"],
+                    kwargs["pdb_index"],
                 ),
                 pods=_PodView(kwargs["pod_index"]),
             )

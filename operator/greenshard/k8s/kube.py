@@ -57,6 +57,7 @@ class KubeApi:
         self.on_write = on_write
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
+        self.policy = client.PolicyV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.writes: Counter[str] = Counter()
 
@@ -170,7 +171,7 @@ class KubeApi:
             if err.status != 404:
                 raise
 
-    # ---------------------------------------------------- pipeline objects (StatefulSet, Service)
+    # ------------------------- pipeline objects (StatefulSet, Service, PodDisruptionBudget)
 
     async def read_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One object of a managed kind (None when there is none): who controls it, when a
@@ -179,6 +180,7 @@ class KubeApi:
             "StatefulSet": self.apps.read_namespaced_stateful_set,
             "Service": self.core.read_namespaced_service,
             "Deployment": self.apps.read_namespaced_deployment,
+            "PodDisruptionBudget": self.policy.read_namespaced_pod_disruption_budget,
         }.get(kind)
         if read is None:
             raise ValueError(f"unmanaged kind {kind}")
@@ -210,6 +212,12 @@ class KubeApi:
                 self.apps.create_namespaced_deployment,
                 self.apps.replace_namespaced_deployment,
                 self.apps.delete_namespaced_deployment,
+            )
+        if kind == "PodDisruptionBudget":
+            return (
+                self.policy.create_namespaced_pod_disruption_budget,
+                self.policy.replace_namespaced_pod_disruption_budget,
+                self.policy.delete_namespaced_pod_disruption_budget,
             )
         raise ValueError(f"unmanaged kind {kind}")
 

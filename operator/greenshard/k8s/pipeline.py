@@ -3,6 +3,7 @@
 Shard s of pipeline replica r is the pod ``<name>-shard-<s>-<r>``: one StatefulSet per shard
 (``<name>-shard-<s>``, ordinal = pipeline index r, ``podManagementPolicy: Parallel``,
 ``updateStrategy: OnDelete`` so that the operator replaces pods one pipeline replica at a time),
+with a PodDisruptionBudget of the same name (drains take one replica of a shard at a time),
 governed by a headless Service of the same name, so every pod has a stable DNS name
 ``<name>-shard-<s>-<r>.<name>-shard-<s>.<namespace>.svc.<cluster domain>``. A Service named
 after the InferenceDeployment selects the stage-0 pods: the pipeline's front door.
@@ -416,6 +417,37 @@ def stage_service(p: Pipeline, stage: Stage) -> dict[str, Any]:
     )
 
 
+def stage_disruption_budget(p: Pipeline, stage: Stage) -> dict[str, Any]:
+    """PodDisruptionBudget of one shard: voluntary disruptions (node drains, evictions) take at
+    most one of its replicas at a time, so with R > 1 its layers always keep R - 1 replicas.
+
+    ``maxUnavailable: 1`` rather than ``minAvailable``: with R == 1, ``minAvailable: 1`` would
+    block every drain of that node forever (the one pod can only move by being evicted), while
+    ``maxUnavailable: 1`` lets the drain take it, as it must. It is 1 for every R, so the
+    budget needs no change when R does, and also caps a Surge move's R + 1 replicas. A pod
+    that is not Ready may always be evicted (``unhealthyPodEvictionPolicy: AlwaysAllow``): a
+    crash-looping shard never blocks a drain. The operator's own rollouts delete pods directly,
+    which budgets do not limit (they keep their own pace: one pipeline replica at a time)."""
+    name = stage_name(p.name, stage.shard)
+    return _stamp(
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {
+                "name": name,
+                "namespace": p.namespace,
+                "labels": common_labels(p.name, stage.shard),
+                "ownerReferences": [owner_reference(p)],
+            },
+            "spec": {
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": selector_labels(p.name, stage.shard)},
+                "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            },
+        }
+    )
+
+
 def service_ports(template: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """The shard container's declared ports, else 8000 (vLLM's and SGLang's usual)."""
     containers = ((template or {}).get("spec") or {}).get("containers") or []
@@ -460,8 +492,9 @@ def front_service(p: Pipeline, template: Mapping[str, Any] | None) -> dict[str, 
 
 def build_all(p: Pipeline, template: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Every object of the pipeline: Services first (names resolve as pods start), then the
-    StatefulSets in shard order."""
+    StatefulSets in shard order, then their PodDisruptionBudgets."""
     out = [front_service(p, template)]
     out += [stage_service(p, st) for st in p.stages]
     out += [stage_statefulset(p, st, template) for st in p.stages]
+    out += [stage_disruption_budget(p, st) for st in p.stages]
     return out

@@ -41,7 +41,8 @@ class Api(Protocol):
 
 
 def object_facts(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What applying and reporting read from a StatefulSet, Service or (legacy) Deployment."""
+    """What applying and reporting read from a StatefulSet, Service, PodDisruptionBudget or
+    (legacy) Deployment."""
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
     return {
@@ -198,6 +199,8 @@ async def apply(
                 {**manifest, "metadata": {**manifest["metadata"], "annotations": {}}}
             )
         desired.append(manifest)
+    # after the StatefulSets: a budget refused (a chart whose RBAC predates it) stops no shard
+    desired += [pipeline.stage_disruption_budget(p, st) for st in p.stages]
     out = Applied(names, rollout=decision)
     try:
         await _write(api, p, desired, existing, ours, decision, names, out)
