@@ -6,8 +6,9 @@ placement (:func:`keep_or_move`), and answer a :class:`Decision` that says why. 
 solves in a child process under a time bound (:func:`solve_within`, whose partial answers
 :func:`from_partial` turns into a plan that says why it is not the asked-for one), then applies
 the same move rule; the dynamic experiment applies it hour by hour. :meth:`Plan.to_dict` is the
-whole plan as plain data for JSON, YAML and status. Solvers only solve (each verifies its
-answer against the exact optimum).
+whole plan as plain data for JSON, YAML and status. Solvers only solve: :func:`verify` checks
+each answer against the exact optimum, computed once per plan (the exact fallback, the tie rule,
+the gap, and the solver's own figures that need the optimum).
 """
 
 from __future__ import annotations
@@ -152,11 +153,65 @@ def hysteresis(
     return saving < min_savings_percent, current, saving
 
 
-def solve(problem: model.Problem, config: SolverConfig) -> base.Solution:
-    """The solver ``config`` names; ``auto``: QAOA while the encoding fits in ``maxQubits``, the
-    exact solver beyond (the reason is in the solution's details)."""
+def verify(
+    problem: model.Problem,
+    answer: base.Answer | base.Solution,
+    reference: base.Solution | None = None,
+) -> base.Solution:
+    """A solver's answer checked against the exact optimum ``reference`` (solved here when not
+    given): when the answer has no feasible placement, the optimum's, as ``exact-fallback`` with
+    the solver's ``fallbackReason``; under the answer's tie rule, an answer that ties the optimum
+    is reported as the optimum's placement (``tieRule`` says which it replaced); then the gap,
+    and the solver's figures that need the optimum (:attr:`base.Answer.against`).
+    ``wall_seconds`` is the solver's time plus this check's. The exact solver's answer is its own
+    proof, returned as it is."""
+    if isinstance(answer, base.Solution):
+        return answer
+    start = time.perf_counter()
+    if reference is None:
+        reference = exact.solve_exact(problem)
+    optimum = reference.emissions
+    details = dict(answer.details)
+    if answer.against is not None:
+        details.update(answer.against(optimum, reference.placement))
+    placement, method = answer.placement, answer.method
+    if placement is None or not model.feasible(problem, placement):
+        placement, method = reference.placement, "exact-fallback"
+        details["fallbackReason"] = (
+            answer.no_answer or f"{answer.solver} found no feasible placement"
+        )
+    elif (
+        answer.tie_rule
+        and placement != reference.placement
+        and model.is_tie(model.emissions(problem, placement), optimum)
+    ):
+        details["tieRule"] = (
+            f"{list(placement)} ties the optimum; reporting the "
+            "lexicographically first optimal placement"
+        )
+        placement = reference.placement
+    solution = base.make_solution(
+        problem,
+        placement,
+        method,
+        answer.solver,
+        qubits=answer.qubits,
+        depth=answer.depth,
+        evaluations=answer.evaluations,
+        wall_seconds=answer.wall_seconds + (time.perf_counter() - start),
+        details=details,
+    )
+    return solution.verified_against(reference)
+
+
+def solve(
+    problem: model.Problem, config: SolverConfig, reference: base.Solution | None = None
+) -> base.Solution:
+    """The solver ``config`` names, its answer verified (:func:`verify`, against ``reference``
+    when the exact optimum is already known); ``auto``: QAOA while the encoding fits in
+    ``maxQubits``, the exact solver beyond (the reason is in the solution's details)."""
     if config.algorithm != "auto":
-        return make_solver(config).solve(problem)
+        return verify(problem, make_solver(config).solve(problem), reference)
     qubits = registry.state_qubits(problem, config)
     words = registry.state_words(problem, config)
     limit = f"maxQubits={config.max_qubits} (2^{config.max_qubits} amplitudes)"
@@ -165,7 +220,8 @@ def solve(problem: model.Problem, config: SolverConfig) -> base.Solution:
     elif qubits > config.max_qubits:
         reason = f"{words} exceeds {limit}; solved exactly instead"
     else:
-        solution = make_solver(replace(config, algorithm="qaoa")).solve(problem)
+        qaoa = make_solver(replace(config, algorithm="qaoa"))
+        solution = verify(problem, qaoa.solve(problem), reference)
         return replace(
             solution,
             solver="auto",
@@ -275,9 +331,11 @@ def solve_within(
     with exact.time_bound(deadline):
         unaware = problem.with_unit_intensity()
         send(("incumbent", exact.first_feasible(problem), exact.first_feasible(unaware)))
+        reference = None  # the exact optimum, solved first: the fallback, then the reference
         if _needs_exact_first(problem, config):
-            send(("fallback", exact.ExactSolver().solve(problem)))
-        solution = solve(problem, config)
+            reference = exact.ExactSolver().solve(problem)
+            send(("fallback", reference))
+        solution = solve(problem, config, reference)
         if "timeBound" not in solution.details and time.monotonic() > deadline:
             # QAOA cannot be interrupted: an answer finished past the deadline is as late as if
             # the parent had stopped the child, whichever process got the CPU first.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from factories import random_problem
-from greenshard import hamiltonian, instances, model
+from greenshard import hamiltonian, instances, model, planner
 from greenshard.errors import InfeasibleError
 from greenshard.solvers import backends, base, exact
 from greenshard.solvers.qaoa.engine import QAOAEngine
@@ -39,7 +39,12 @@ def _feasible_instances() -> list[tuple[int, int, model.Problem, base.Solution]]
 def default_runs() -> list[tuple[int, int, base.Solution, base.Solution]]:
     """(qubits, seed, QAOA solution with default options, exact solution) per pinned instance."""
     return [
-        (n, seed, QAOASolver(QAOAOptions(seed=seed)).solve(problem), reference)
+        (
+            n,
+            seed,
+            planner.verify(problem, QAOASolver(QAOAOptions(seed=seed)).solve(problem)),
+            reference,
+        )
         for n, seed, problem, reference in _feasible_instances()
     ]
 
@@ -156,7 +161,7 @@ def test_details_say_truthfully_how_the_answer_was_found() -> None:
             options = QAOAOptions(
                 depth=1, ramp_gamma=0.0, ramp_beta=0.0, shots=1, seed=seed, polish=polish
             )
-            run = QAOASolver(options).solve(problem)
+            run = planner.verify(problem, QAOASolver(options).solve(problem))
             _assert_details_are_truthful(problem, run)
             seen.add(
                 (
@@ -176,7 +181,7 @@ def test_details_say_truthfully_how_the_answer_was_found() -> None:
 @pytest.mark.slow
 def test_a_large_sample_finds_the_optimum_and_says_so() -> None:
     problem = instances.synthetic_problem(10, 1)
-    run = QAOASolver(QAOAOptions(seed=3)).solve(problem)
+    run = planner.verify(problem, QAOASolver(QAOAOptions(seed=3)).solve(problem))
     _assert_details_are_truthful(problem, run)
     assert run.details["samplingFoundOptimum"] is True
     assert run.details["polishChangedAnswer"] is False

@@ -23,9 +23,9 @@ def test_classical_solvers_reach_the_optimum_on_small_instances(
         reference = exact.solve_exact(problem)
     except InfeasibleError:
         with pytest.raises(InfeasibleError, match="no feasible placement"):
-            solver_cls(seed=seed).solve(problem)
+            planner.verify(problem, solver_cls(seed=seed).solve(problem))
         return
-    solution = solver_cls(seed=seed).solve(problem)
+    solution = planner.verify(problem, solver_cls(seed=seed).solve(problem))
     assert model.feasible(problem, solution.placement)
     assert solution.optimum == pytest.approx(reference.emissions)
     assert solution.gap == pytest.approx(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from factories import random_problem
-from greenshard import instances, model, subspace
+from greenshard import instances, model, planner, subspace
 from greenshard.errors import InfeasibleError
 from greenshard.solvers import exact, onehot
 
@@ -135,7 +135,7 @@ def test_solver_answers_from_its_samples_and_is_checked_against_the_exact_optimu
     problem = instances.family_problem(family, 6, 3, instances.HELD_OUT_SEEDS[40])
     reference = exact.solve_exact(problem)
     options = onehot.OneHotOptions(depth=30, shots=512, seed=3, threads=1)
-    solution = onehot.OneHotQAOASolver(options).solve(problem)
+    solution = planner.verify(problem, onehot.OneHotQAOASolver(options).solve(problem))
     assert solution.optimum == pytest.approx(reference.emissions, rel=1e-12)
     assert solution.optimum_placement == reference.placement
     assert model.feasible(problem, solution.placement)
@@ -173,8 +173,11 @@ def test_solver_falls_back_and_says_so_when_no_sample_is_feasible() -> None:
     problem = instances.family_problem("heldout-spread-tight", 8, 4, instances.HELD_OUT_SEEDS[42])
     options = onehot.OneHotOptions(depth=1, shots=1, seed=0, threads=1, ramp_gamma=0.0)
     solutions = [
-        onehot.OneHotQAOASolver(onehot.OneHotOptions(**{**options.__dict__, "seed": s})).solve(
-            problem
+        planner.verify(
+            problem,
+            onehot.OneHotQAOASolver(onehot.OneHotOptions(**{**options.__dict__, "seed": s})).solve(
+                problem
+            ),
         )
         for s in range(5)
     ]
@@ -190,8 +193,10 @@ def test_infeasible_problem_raises_the_exact_solvers_error() -> None:
     problem = random_problem(rng, 4, 3, tight=True, hops=0)
     while subspace.PlacementSpace(problem).stats.count:
         problem = random_problem(rng, 4, 3, tight=True, hops=0)
+    answer = onehot.OneHotQAOASolver().solve(problem)  # nothing to simulate, nothing found
+    assert answer.placement is None
     with pytest.raises(InfeasibleError, match="no feasible placement"):
-        onehot.OneHotQAOASolver().solve(problem)
+        planner.verify(problem, answer)
 
 
 def test_tts99() -> None:

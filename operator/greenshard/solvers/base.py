@@ -1,8 +1,15 @@
-"""The solver protocol and what every solver returns."""
+"""The solver protocol: what a solver answers, and the verified Solution the planner makes of it.
+
+Solvers only solve: an :class:`Answer` is a solver's own best placement (None, or infeasible,
+when it found none) with how it was found. :func:`greenshard.planner.verify` checks it against
+the exact optimum once: the exact fallback, the tie rule, the gap, and the solver's figures that
+need the optimum (:attr:`Answer.against`). The exact solver is the oracle: its answer is already
+a :class:`Solution`, proven against itself.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -48,12 +55,43 @@ class Solution:
         )
 
 
+#: A solver's figures that need the exact optimum (e.g. QAOA's probability of the optimal
+#: placements): called once by the planner with the optimum's emissions and placement, it answers
+#: details to add. It holds what it needs (a state vector) only until then.
+AgainstOptimum = Callable[[float, tuple[int, ...]], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a solver found, before verification.
+
+    ``placement`` is the solver's best: None, or an infeasible placement, when it found no
+    feasible one (the planner then reports the exact optimum as ``exact-fallback`` with
+    ``no_answer`` as the fallbackReason). ``tie_rule``: a placement that ties the optimum is
+    reported as the optimum's (the lexicographically first). Never sent between processes:
+    ``against`` may hold a state vector.
+    """
+
+    placement: tuple[int, ...] | None
+    method: str
+    solver: str
+    no_answer: str = ""
+    tie_rule: bool = False
+    qubits: int = 0
+    depth: int = 0
+    evaluations: int = 0
+    wall_seconds: float = 0.0
+    details: Mapping[str, Any] = field(default_factory=dict)
+    against: AgainstOptimum | None = field(default=None, repr=False, compare=False)
+
+
 class Solver(Protocol):
-    """Solves a problem; deterministic for a given seed."""
+    """Solves a problem; deterministic for a given seed. The exact solver answers a proven
+    :class:`Solution`; every other solver an :class:`Answer` for the planner to verify."""
 
     name: str
 
-    def solve(self, problem: model.Problem) -> Solution: ...
+    def solve(self, problem: model.Problem) -> Answer | Solution: ...
 
 
 def relative_gap(chosen: float, optimum: float) -> float:

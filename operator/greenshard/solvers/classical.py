@@ -1,7 +1,8 @@
 """The classical comparisons: a genetic algorithm (the preprint's) and simulated annealing.
 
 Both search placements directly and score them by emissions plus a penalty per violation, so
-they need no encoding; both are seeded and deterministic.
+they need no encoding; both are seeded and deterministic. Each answers its best placement; the
+planner verifies it against the exact optimum (:func:`greenshard.planner.verify`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from greenshard import hamiltonian, model
-from greenshard.solvers import base, exact, local_search
+from greenshard.solvers import base, local_search
 
 
 def _scorer(problem: model.Problem) -> Callable[[tuple[int, ...]], float]:
@@ -30,30 +31,24 @@ def _scorer(problem: model.Problem) -> Callable[[tuple[int, ...]], float]:
 
 
 def _finish(
-    problem: model.Problem,
     best: tuple[int, ...],
     method: str,
     name: str,
     evaluations: int,
     start: float,
     **details: object,
-) -> base.Solution:
-    reference = exact.solve_exact(problem)
-    chosen = best
-    if not model.feasible(problem, best):
-        chosen = reference.placement
-        method = "exact-fallback"
-        details["fallbackReason"] = f"{name} found no feasible placement"
-    solution = base.make_solution(
-        problem,
-        chosen,
+) -> base.Answer:
+    """The best placement seen (possibly infeasible: the planner then falls back to the exact
+    optimum and says so)."""
+    return base.Answer(
+        best,
         method,
         name,
+        no_answer=f"{name} found no feasible placement",
         evaluations=evaluations,
         wall_seconds=time.perf_counter() - start,
         details=details,
     )
-    return solution.verified_against(reference)
 
 
 @dataclass
@@ -66,7 +61,7 @@ class GeneticSolver:
     mutation: float = 0.1
     name: str = "genetic"
 
-    def solve(self, problem: model.Problem) -> base.Solution:
+    def solve(self, problem: model.Problem) -> base.Answer:
         start = time.perf_counter()
         rng = np.random.default_rng(self.seed)
         score = _scorer(problem)
@@ -98,7 +93,6 @@ class GeneticSolver:
             pop = nxt
         best = min(pop, key=lambda ind: (fitness(ind), ind))
         return _finish(
-            problem,
             best,
             "genetic",
             self.name,
@@ -120,7 +114,7 @@ class AnnealSolver:
     restarts: int = 4
     name: str = "anneal"
 
-    def solve(self, problem: model.Problem) -> base.Solution:
+    def solve(self, problem: model.Problem) -> base.Answer:
         start = time.perf_counter()
         rng = np.random.default_rng(self.seed)
         score = _scorer(problem)
@@ -156,7 +150,6 @@ class AnnealSolver:
         assert best is not None
         best = local_search.local_search(problem, best)
         return _finish(
-            problem,
             best,
             "anneal",
             self.name,

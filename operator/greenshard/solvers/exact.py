@@ -48,8 +48,8 @@ _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 
 @contextlib.contextmanager
 def time_bound(deadline: float | None) -> Iterator[None]:
-    """Every exact solve inside (the oracle, QAOA's and the heuristics' references, the
-    baseline) stops at ``deadline`` (time.monotonic()) with its best placement so far, whose
+    """Every exact solve inside (the oracle, the planner's reference for other solvers' answers,
+    the baseline) stops at ``deadline`` (time.monotonic()) with its best placement so far, whose
     gap is then the MILP's proven gap or unknown; with nothing found it raises
     :class:`DeadlineExceededError`."""
     token = _DEADLINE.set(deadline)

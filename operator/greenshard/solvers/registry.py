@@ -3,7 +3,8 @@
 ``ALGORITHMS`` are the names a user may ask for (CLI ``--solver``, InferenceDeployment
 ``spec.solver.algorithm``); ``auto`` is not a solver but the planner's policy
 (:func:`greenshard.planner.solve`). The registry also holds the exact solver's methods by name
-(``bruteforce``, ``milp``) that the benchmark and the experiments compare.
+(``bruteforce``, ``milp``) that the benchmark and the experiments compare. A solver's answer is
+verified by the planner (:func:`greenshard.planner.verify`), not here.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class BoundedQAOA:
     config: SolverConfig
     name: str = "qaoa"
 
-    def solve(self, problem: model.Problem) -> base.Solution:
+    def solve(self, problem: model.Problem) -> base.Answer | base.Solution:
         qubits = state_qubits(problem, self.config)
         if qubits > self.config.max_qubits:
             need = qaoa_memory(problem, self.config)

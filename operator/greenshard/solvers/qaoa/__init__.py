@@ -26,8 +26,9 @@ reliably the chance of the optimum.
 
 The answer is the best feasible placement among the samples, then a local search (single, pair
 and run moves) from the lowest-cost samples that may improve it; the details say which of the two
-found it. A placement that ties the optimum is reported as the tie rule's (lexicographically
-first) optimal placement, which the exact verifier provides.
+found it. The planner verifies the answer (:func:`greenshard.planner.verify`): a placement that
+ties the optimum is reported as the tie rule's (lexicographically first) optimal placement, and
+:class:`.solver.StateFigures` reads the state's probability of the optimum once it is known.
 
 Files: :mod:`.options`, :mod:`.engine` (states and energies), :mod:`.schedule` (the angles),
 :mod:`.sampling` (answers out of a state), :mod:`.solver` (QAOASolver: the whole run).
