@@ -350,6 +350,39 @@ def test_errors_become_degraded_with_an_event(
     assert len(api.events) == 1
 
 
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda body: body["spec"]["model"].update(dtype="fp64"), "InvalidSpec"),  # observe
+        (lambda body: body["spec"]["sharding"].update(replicas=40), "Infeasible"),  # decide
+    ],
+)
+def test_a_failure_after_a_good_plan_keeps_what_the_status_shows(
+    world: Any, mutate: Any, reason: str
+) -> None:
+    """Degraded from the status as observed: Ready stays as it was (same transition time), the
+    placement stays, the conditions name the new generation."""
+    controller, api, _ = world
+    run(controller)
+    api.make_available()
+    run(controller)
+    body = api.caches.infds[KEY]
+    ready = dict(condition(body, "Ready"))
+    placement = body["status"]["placement"]
+    mutate(body)
+    body["metadata"]["generation"] = 2
+    run(controller)
+    assert condition(body, "Degraded")["reason"] == reason
+    assert condition(body, "Degraded")["observedGeneration"] == 2
+    kept = condition(body, "Ready")
+    assert (kept["status"], kept["reason"], kept["lastTransitionTime"]) == (
+        "True",
+        ready["reason"],
+        ready["lastTransitionTime"],
+    )
+    assert body["status"]["placement"] == placement
+
+
 def test_status_patch_removes_stale_nested_keys() -> None:
     current = {"solver": {"method": "exact", "fallbackReason": "old"}, "placement": [1]}
     assert loop.status_patch(current, {"solver": {"method": "exact"}}) == {

@@ -30,9 +30,12 @@ from greenshard.k8s.observe import (
     Invalid,
     Key,
     Observed,
+    Shown,
+    generation_of,
     observe,
     shard_facts,
 )
+from greenshard.k8s.observe import shown as shown_of
 from greenshard.solvers.registry import SolverConfig
 
 log = structlog.get_logger("greenshard.controller")
@@ -199,7 +202,8 @@ class Controller(Loop):
         record = self.records.setdefault(key, Record())
         seen = observe(key, body, self.caches, self.max_qubits, self.allowed_service_accounts)
         if isinstance(seen, Invalid):
-            return await self._fail(key, body, record, seen)
+            # what reporting the failure reads, parsed once
+            return await self._fail(key, body, record, seen, shown_of(body), generation_of(body))
         held, record.holders = self._held(key)
         seen = dataclasses.replace(
             seen,
@@ -210,7 +214,7 @@ class Controller(Loop):
         if self._due(seen, record):
             failed = await self._decide(seen, record, held)
             if failed is not None:
-                return await self._fail(key, body, record, failed)
+                return await self._fail(key, body, record, failed, seen.shown, seen.generation)
         plan = record.plan
         if plan is None:
             return Outcome.UNCHANGED
@@ -221,7 +225,10 @@ class Controller(Loop):
             p = shardsets.pipeline_of(seen.body, plan, seen.deployment.selector)
             wrong = pipeline.template_gpu_problem(seen.template, p.stages)
             if wrong:
-                return await self._fail(key, body, record, Invalid("InvalidTemplate", wrong))
+                wrong_template = Invalid("InvalidTemplate", wrong)
+                return await self._fail(
+                    key, body, record, wrong_template, seen.shown, seen.generation
+                )
             own = list(self.caches.pods.get(key) or [])
             spare = shardsets.surge_fits(plan, own)
             applied = await shardsets.apply(self.api, p, seen.template, existing, own, spare)
@@ -432,15 +439,22 @@ class Controller(Loop):
             wanted["rollout"] = None
         return wanted
 
-    async def _fail(self, key: Key, body: Any, record: Record, failure: Invalid) -> Outcome:
-        """Degraded with the error (one Event per new error); the last good plan and workloads
-        stay as they are."""
-        status = body.get("status") or {}
-        generation = int(body["metadata"].get("generation", 1))
+    async def _fail(
+        self,
+        key: Key,
+        body: Any,
+        record: Record,
+        failure: Invalid,
+        view: Shown,
+        generation: int,
+    ) -> Outcome:
+        """Degraded with the error (one Event per new error, ``body`` its owner); the last good
+        plan and workloads stay as they are. ``view`` and ``generation``: the status shown and
+        the generation, as observe parsed them."""
         wanted = report.failed_status(
             failure.reason,
             failure.message,
-            status.get("conditions") or [],
+            view.conditions,
             generation,
             now_iso(),
         )
@@ -453,7 +467,7 @@ class Controller(Loop):
                 error=failure.message,
             )
             await self._event(body, failure.reason, failure.message, "Warning")
-        return await self._write(key, record, status, wanted, Outcome.FAILED)
+        return await self._write(key, record, view.status, wanted, Outcome.FAILED)
 
     async def _write(
         self,

@@ -89,6 +89,10 @@ class Shown:
             return None
 
 
+def generation_of(body: Mapping[str, Any]) -> int:
+    return int(body["metadata"].get("generation", 1))
+
+
 def shown(body: Mapping[str, Any]) -> Shown:
     status = body.get("status") or {}
     return Shown(
@@ -141,7 +145,7 @@ def observe(
     """The typed view of one InferenceDeployment against the caches (``max_qubits`` and
     ``allowed_service_accounts``: what this operator allows)."""
     spec = body.get("spec") or {}
-    generation = int(body["metadata"].get("generation", 1))
+    generation = generation_of(body)
     try:
         settings = resources.parse_settings(spec, max_qubits)
         resources.check_template(spec.get("template"), allowed_service_accounts)
