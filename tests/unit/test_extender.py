@@ -528,3 +528,192 @@ def test_a_slow_request_does_not_hold_healthz(ext: Extender) -> None:
         worker.join(10)
     finally:
         srv.stop_thread()
+
+
+# ------------------------------------------------------------------ list and watch (no cluster)
+
+
+class FakeResponse:
+    """What the client's list call answers: raw JSON (``data``) or a watch's event stream."""
+
+    status = 200
+
+    def __init__(self, events: list[Any] | None = None, data: Any = None) -> None:
+        self.events = events or []
+        self.data = json.dumps(data).encode() if data is not None else b""
+
+    def stream(self, amt: Any = None, decode_content: bool = False) -> Iterator[bytes]:
+        for event in self.events:
+            if isinstance(event, Exception):
+                raise event
+            yield (json.dumps(event) + "\n").encode()
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
+
+
+class FakeServer:
+    """One list function of the API, as the real client calls it (``watch=True`` for a watch):
+    each list answers the next listing (an exception is raised), each watch the next stream;
+    past the last stream it stops the ListWatch."""
+
+    def __init__(self, lists: list[Any], streams: list[list[Any]]) -> None:
+        self.lists, self.streams = list(lists), list(streams)
+        self.list_calls: list[dict[str, Any]] = []
+        self.watch_calls: list[dict[str, Any]] = []
+        self.lister: Any = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("watch"):
+            self.watch_calls.append({"args": args, **kwargs})
+            if not self.streams:
+                self.lister.stop()
+                return FakeResponse()
+            return FakeResponse(self.streams.pop(0))
+        self.list_calls.append({"args": args, **kwargs})
+        listed = self.lists.pop(0)
+        if isinstance(listed, Exception):
+            raise listed
+        return FakeResponse(data=listed) if kwargs.get("_preload_content") is False else listed
+
+
+def meta(name: str, version: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "resourceVersion": version}}
+
+
+def bookmark(version: str) -> dict[str, Any]:
+    return {
+        "type": "BOOKMARK",
+        "object": {"kind": "Node", "metadata": {"resourceVersion": version}},
+    }
+
+
+def listing(version: str, *names: str) -> dict[str, Any]:
+    return {"metadata": {"resourceVersion": version}, "items": [meta(n, "1") for n in names]}
+
+
+def run_lister(lister: Any) -> None:
+    for thread in lister.threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+
+
+@pytest.fixture
+def lister(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from kubernetes import client
+
+    from greenshard.k8s import kube
+
+    monkeypatch.setattr(kube, "BACKOFF_FIRST", 0.01)
+    monkeypatch.setattr(kube, "NOT_SERVED_WAIT", 0.01)
+    return kube.ListWatch(client.ApiClient())
+
+
+def test_nodes_resume_from_the_last_version_and_relist_when_it_expires(lister: Any) -> None:
+    gone = {"type": "ERROR", "object": {"code": 410, "reason": "Expired", "message": "too old"}}
+    server = FakeServer(
+        [listing("10", "n1", "n2"), listing("20", "n1", "n3"), listing("30", "n3")],
+        [
+            [{"type": "ADDED", "object": meta("n3", "11")}, bookmark("12")],
+            [
+                {"type": "MODIFIED", "object": meta("n1", "13")},
+                {"type": "DELETED", "object": meta("n2", "14")},
+                gone,  # the version expired: list again
+            ],
+            [{"type": "ADDED", "object": meta("n4", "21")}, ConnectionResetError("reset")],
+        ],
+    )
+    server.lister = lister
+    lister.core = type("Core", (), {"list_node": staticmethod(server)})()
+    seen: list[Any] = []
+    lister.nodes(
+        lambda items, version: seen.append(("list", [i["metadata"]["name"] for i in items])),
+        lambda kind, obj: seen.append((kind, obj["metadata"]["name"])),
+    )
+    run_lister(lister)
+    assert seen == [
+        ("list", ["n1", "n2"]),
+        ("ADDED", "n3"),
+        ("MODIFIED", "n1"),
+        ("DELETED", "n2"),
+        ("list", ["n1", "n3"]),
+        ("ADDED", "n4"),
+        ("list", ["n3"]),  # after the reset, a relist
+    ]
+    assert [c["resource_version"] for c in server.watch_calls] == ["10", "12", "20", "30"]
+    for call in server.watch_calls:  # raw JSON events, bookmarks, a bounded watch
+        assert call["allow_watch_bookmarks"] and call["timeout_seconds"] == 300
+        assert call["_preload_content"] is False and call["_request_timeout"] == 330
+    assert all(c["_preload_content"] is False for c in server.list_calls)
+
+
+def test_a_custom_kind_not_served_lists_empty_then_again(lister: Any) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    profile = meta("eu", "4")
+    server = FakeServer(
+        [ApiException(status=404), {"metadata": {"resourceVersion": "5"}, "items": [profile]}],
+        [[{"type": "DELETED", "object": meta("eu", "6")}]],
+    )
+    server.lister = lister
+    lister.custom = type("Custom", (), {"list_cluster_custom_object": staticmethod(server)})()
+    seen: list[Any] = []
+    lister.cluster_objects(
+        "gridprofiles",
+        lambda items, version: seen.append(("list", len(items), version)),
+        lambda kind, obj: seen.append((kind, obj["metadata"]["resourceVersion"])),
+        field_selector="metadata.name=eu",
+    )
+    run_lister(lister)
+    assert seen == [("list", 0, ""), ("list", 1, "5"), ("DELETED", "6")]
+    calls = server.list_calls + server.watch_calls
+    assert all(c["field_selector"] == "metadata.name=eu" for c in calls)
+    assert all(c["args"] == ("greenshard.io", "v1alpha1", "gridprofiles") for c in calls)
+    assert [t.name for t in lister.threads] == ["watch-gridprofiles"]
+
+
+def test_the_extenders_watches_keep_its_state_current() -> None:
+    from greenshard.k8s.extender.watches import Watches
+
+    class Lister:
+        def __init__(self) -> None:
+            self.started: dict[str, Any] = {}
+            self.stopped = False
+
+        def nodes(self, on_list: Any, on_event: Any, name: str = "") -> None:
+            self.started[name] = (on_list, on_event)
+
+        def cluster_objects(
+            self, plural: str, on_list: Any, on_event: Any, field_selector: str = "", name: str = ""
+        ) -> None:
+            assert (plural, field_selector) == ("gridprofiles", "metadata.name=default")
+            self.started[name] = (on_list, on_event)
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    state = ClusterState("default", hour=lambda: HOUR, metrics=ExtenderMetrics())
+    fake = Lister()
+    watches = Watches(state, fake)
+    watches.start()
+    nodes_listed, node_event = fake.started["watch-nodes"]
+    profiles_listed, profile_event = fake.started["watch-gridprofile"]
+    nodes_listed(NODES[:2], "1")
+    assert state.node_count == 2
+    node_event("ADDED", NODES[2])
+    node_event("MODIFIED", NODES[0])
+    node_event("DELETED", NODES[1])
+    assert state.node_count == 2
+    profiles_listed([], "")
+    assert state.snapshot().profile is None
+    profile_event("ADDED", PROFILE)
+    assert state.snapshot().profile is not None
+    profile_event("DELETED", PROFILE)
+    assert state.snapshot().profile is None
+    profiles_listed([PROFILE], "7")
+    assert state.snapshot().profile is not None
+    watches.stop()
+    assert fake.stopped

@@ -1,5 +1,6 @@
 """The one place that calls the Kubernetes API (official client, in threads) and turns
-ApiException into :class:`KubeError`. Every write goes through here, so it is counted."""
+ApiException into :class:`KubeError`. Every write goes through here, so it is counted.
+:class:`ListWatch` keeps local copies current for the extender (list, then watch, in threads)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import asyncio
 import base64
 import datetime as dt
 import json
+import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import structlog
 import urllib3
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from greenshard.k8s import resources, workloads
@@ -291,3 +294,145 @@ class KubeApi:
             "reportingInstance": "greenshard",
         }
         await self._write("event", self.core.create_namespaced_event, meta["namespace"], body)
+
+
+# ------------------------------------------------------------------------ list and watch
+
+Items = list[dict[str, Any]]
+OnList = Callable[[Items, str], None]  # every object, as dicts; the list's resourceVersion
+OnEvent = Callable[[str, dict[str, Any]], None]  # ADDED | MODIFIED | DELETED, the object
+
+WATCH_SECONDS = 300  # the server ends a watch after this; it is resumed from the last version
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # seconds after a failure, doubling
+NOT_SERVED_WAIT = 10.0  # a kind that is not served (its CRD not installed) is listed again then
+
+
+class ListWatch:
+    """Keeps local copies current, each in a daemon thread: list (``on_list`` gets every object,
+    as dicts), then watch from the list's resourceVersion (``on_event`` per ADDED, MODIFIED or
+    DELETED). A watch the server ends is resumed from the last resourceVersion seen (bookmarks
+    included); one whose version expired (410 Gone) or that fails otherwise is relisted, after
+    0.5 s doubling to 30 s while failures repeat. Objects stay raw JSON: no model classes, so
+    thousands of Nodes cost little."""
+
+    def __init__(self, api_client: client.ApiClient, log: Any = None) -> None:
+        # Any: the list calls ask for raw JSON (_preload_content=False), not the typed models
+        self.core: Any = client.CoreV1Api(api_client)
+        self.custom: Any = client.CustomObjectsApi(api_client)
+        self.log = log if log is not None else structlog.get_logger("greenshard.kube")
+        self.stopped = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self._watches: list[Any] = []
+
+    def nodes(self, on_list: OnList, on_event: OnEvent, name: str = "watch-nodes") -> None:
+        """Every Node."""
+
+        def list_items() -> tuple[Items, str] | None:
+            raw = self.core.list_node(_preload_content=False, _request_timeout=60)
+            listed = json.loads(raw.data)
+            return listed.get("items") or [], listed["metadata"]["resourceVersion"]
+
+        self._start(name, list_items, self.core.list_node, (), {}, on_list, on_event)
+
+    def cluster_objects(
+        self,
+        plural: str,
+        on_list: OnList,
+        on_event: OnEvent,
+        field_selector: str = "",
+        name: str = "",
+    ) -> None:
+        """GreenShard's cluster-scoped objects of ``plural`` (e.g. one GridProfile by
+        ``metadata.name=...``); while the kind is not served, an empty list every 10 s."""
+        args = (resources.GROUP, resources.VERSION, plural)
+        kwargs: dict[str, Any] = {"field_selector": field_selector} if field_selector else {}
+
+        def list_items() -> tuple[Items, str] | None:
+            try:
+                listed = self.custom.list_cluster_custom_object(
+                    *args, _request_timeout=60, **kwargs
+                )
+            except ApiException as exc:
+                if exc.status != 404:  # 404: the CRD is not installed
+                    raise
+                return None
+            return listed.get("items") or [], listed["metadata"]["resourceVersion"]
+
+        fn = self.custom.list_cluster_custom_object
+        self._start(name or f"watch-{plural}", list_items, fn, args, kwargs, on_list, on_event)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for w in list(self._watches):
+            w.stop()
+
+    def _start(
+        self,
+        name: str,
+        list_items: Callable[[], tuple[Items, str] | None],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        on_list: OnList,
+        on_event: OnEvent,
+    ) -> None:
+        def once() -> None:
+            self._list_then_watch(list_items, fn, args, kwargs, on_list, on_event)
+
+        thread = threading.Thread(target=self._loop, args=(once, name), name=name, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _loop(self, once: Callable[[], None], name: str) -> None:
+        delay = BACKOFF_FIRST
+        while not self.stopped.is_set():
+            try:
+                once()
+                delay = BACKOFF_FIRST
+            except Exception as exc:
+                self.log.warning("watch failed; retrying", watch=name, error=str(exc), delay=delay)
+                self.stopped.wait(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+
+    def _list_then_watch(
+        self,
+        list_items: Callable[[], tuple[Items, str] | None],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        on_list: OnList,
+        on_event: OnEvent,
+    ) -> None:
+        listed = list_items()
+        if listed is None:
+            on_list([], "")
+            self.stopped.wait(NOT_SERVED_WAIT)
+            return
+        items, version = listed
+        on_list(items, version)
+        while not self.stopped.is_set():
+            for event in self._stream(fn, *args, resource_version=version, **kwargs):
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    # 410 Gone and friends: relist. (The client raises on an ERROR event before
+                    # it gets here: a 410 is relisted through the backoff, logged as a failure.)
+                    return
+                version = obj.get("metadata", {}).get("resourceVersion", version)
+                if kind in ("ADDED", "MODIFIED", "DELETED"):
+                    on_event(kind, obj)
+
+    def _stream(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
+        w = watch.Watch()
+        self._watches.append(w)
+        try:
+            yield from w.stream(
+                fn,
+                *args,
+                deserialize=False,
+                allow_watch_bookmarks=True,
+                timeout_seconds=WATCH_SECONDS,
+                _request_timeout=WATCH_SECONDS + 30,
+                **kwargs,
+            )
+        finally:
+            self._watches.remove(w)

@@ -33,7 +33,7 @@ def run(
     metrics = ExtenderMetrics()
     clock: Callable[[], int] = carbon.current_utc_hour if hour is None else (lambda: hour)
     state = ClusterState(grid_profile, hour=clock, metrics=metrics)
-    watches = Watches(state, kube.load_client(kubeconfig))
+    watches = Watches(state, kube.ListWatch(kube.load_client(kubeconfig), log))
     watches.start()
     server = Server(Extender(state, metrics), host=address, port=port)
 
