@@ -5,7 +5,8 @@ The chart is installed with the scheduler's and the extender's replicas at 0 (KW
 containers), so its ServiceAccount, RBAC and KubeSchedulerConfiguration are real objects of the
 cluster; the test then runs the kube-scheduler binary built from hack/versions.env with that
 configuration, as that ServiceAccount (a token kubeconfig), and `greenshard extender` as a local
-process (the ConfigMap's Service URL is replaced by the process's loopback URL, the one change).
+process, as the extender's ServiceAccount (the ConfigMap's Service URL is replaced by the
+process's loopback URL, the one change).
 GridProfile: flat intensities, eu-north-1 30 gCO2e/kWh x PUE 1.2 the greenest region and L4 the
 most efficient accelerator, so a carbon-aware pod belongs on eu-north-1-l4-0.
 """
@@ -141,11 +142,15 @@ def setup(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     (tmp / "values.yaml").write_text(yaml.safe_dump(values))
     crds.helm("install", release, str(CHART), "-f", str(tmp / "values.yaml"), namespace=namespace)
     port = free_port()
+    # As the chart's extender ServiceAccount: its list-and-watch ClusterRole must be enough.
+    extender_account = token_kubeconfig(
+        crds, namespace, f"{release}-greenshard-extender", tmp / "extender.kubeconfig"
+    )
     extender = spawn(
         [
             sys.executable, "-c", "import sys; from greenshard.cli import main; sys.exit(main())",
             "extender", "--address", "127.0.0.1", "--port", str(port), "--grid-profile", namespace,
-            "--kubeconfig", crds.kubeconfig, "--log-format", "json",
+            "--kubeconfig", str(extender_account), "--log-format", "json",
         ],
         tmp / "extender.log",
     )  # fmt: skip
@@ -276,6 +281,32 @@ def test_secondary_scheduler_places_opted_in_pods_carbon_aware(setup: Setup) -> 
         stop(scheduler)
     log = (setup.tmp / "kube-scheduler.log").read_text()
     assert "forbidden" not in log.lower(), [ln for ln in log.splitlines() if "orbidden" in ln][:5]
+
+
+def test_extender_account_may_only_list_and_watch(setup: Setup) -> None:
+    """The extender served every test above as its own ServiceAccount; it may do nothing more."""
+    cluster, ns = setup.cluster, setup.namespace
+    user = f"system:serviceaccount:{ns}:{setup.release}-greenshard-extender"
+
+    def can_i(*args: str) -> bool:
+        res = cluster.kubectl("auth", "can-i", *args, "--as", user, namespace=ns, check=False)
+        assert res.stdout.strip() in ("yes", "no"), res.stdout + res.stderr
+        return res.stdout.strip() == "yes"
+
+    for verb in ("list", "watch"):
+        assert can_i(verb, "nodes")
+        assert can_i(verb, "gridprofiles.greenshard.io")
+    for args in (
+        ("get", "secrets"),
+        ("list", "secrets", "--all-namespaces"),
+        ("patch", "nodes"),
+        ("create", "deployments.apps"),
+        ("create", "statefulsets.apps"),
+        ("delete", "pods"),
+        ("patch", "gridprofiles.greenshard.io", "--subresource=status"),
+        ("list", "inferencedeployments.greenshard.io", "--all-namespaces"),
+    ):
+        assert not can_i(*args), args
 
 
 def test_scheduler_config_is_the_one_kube_scheduler_accepts(setup: Setup) -> None:

@@ -428,3 +428,121 @@ def test_secondary_scheduler_needs_an_extender() -> None:
     res = render("--set", "scheduler.secondary.enabled=true", check=False)
     assert res.returncode != 0
     assert "set extender.enabled=true, or scheduler.secondary.extenderURL" in res.stderr
+
+
+# ------------------------------------------------------------------------------- extender
+
+EXTENDER = ("--set", "extender.enabled=true")
+
+
+def test_extender_runs_as_its_own_list_and_watch_service_account() -> None:
+    docs = manifests(*EXTENDER)
+    pod = only(docs, "Deployment", "gs-greenshard-extender")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "gs-greenshard-extender"
+    assert pod["automountServiceAccountToken"] is True  # it lists and watches with it
+    account = only(docs, "ServiceAccount", "gs-greenshard-extender")
+    assert account["metadata"]["namespace"] == "gs-system"
+    role = only(docs, "ClusterRole", "gs-greenshard-extender")
+    # Exactly watches.py's calls: list then watch Nodes and the GridProfile; nothing else.
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["greenshard.io"], "resources": ["gridprofiles"], "verbs": ["list", "watch"]},
+    ]
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert verbs <= {"get", "list", "watch"}
+    binding = only(docs, "ClusterRoleBinding", "gs-greenshard-extender")
+    assert binding["roleRef"]["name"] == "gs-greenshard-extender"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "gs-greenshard-extender", "namespace": "gs-system"}
+    ]
+    # The operator's account is bound to the operator's role only.
+    operator = only(docs, "ClusterRoleBinding", "gs-greenshard")
+    assert operator["subjects"][0]["name"] == "gs-greenshard"
+
+
+def test_extender_service_account_settings() -> None:
+    docs = manifests(
+        *EXTENDER, "--set", "extender.serviceAccount.name=sched-ext",
+        "--set", "extender.serviceAccount.annotations.team=infra",
+    )  # fmt: skip
+    account = only(docs, "ServiceAccount", "sched-ext")
+    assert account["metadata"]["annotations"] == {"team": "infra"}
+    pod = only(docs, "Deployment", "gs-greenshard-extender")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "sched-ext"
+    binding = only(docs, "ClusterRoleBinding", "gs-greenshard-extender")
+    assert binding["subjects"][0]["name"] == "sched-ext"
+
+    # An existing account: nothing created, the name is required.
+    docs = manifests(
+        *EXTENDER, "--set", "extender.serviceAccount.create=false",
+        "--set", "extender.serviceAccount.name=existing",
+    )  # fmt: skip
+    assert not [d for d in docs if d["kind"] == "ServiceAccount" and "extender" in str(d)]
+    pod = only(docs, "Deployment", "gs-greenshard-extender")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "existing"
+    res = render(*EXTENDER, "--set", "extender.serviceAccount.create=false", check=False)
+    assert res.returncode != 0
+    assert "extender.serviceAccount.name is required" in res.stderr
+
+    # rbac.create=false: neither role nor binding.
+    docs = manifests(*EXTENDER, "--set", "rbac.create=false")
+    assert not [d for d in docs if d["kind"].startswith("ClusterRole")]
+
+
+def test_extender_network_policy_admits_its_port_only() -> None:
+    docs = manifests(*EXTENDER, "--set", "extender.port=9000")
+    policy = only(docs, "NetworkPolicy", "gs-greenshard-extender")
+    deployment = only(docs, "Deployment", "gs-greenshard-extender")
+    assert policy["metadata"]["namespace"] == "gs-system"
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == selector
+    assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress open by default
+    (rule,) = policy["spec"]["ingress"]
+    assert rule == {"ports": [{"protocol": "TCP", "port": 9000}]}  # from any source
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert [p["containerPort"] for p in container["ports"]] == [9000]  # its only port
+    # The operator's pods are not selected.
+    operator = only(docs, "Deployment", "gs-greenshard")["spec"]["template"]["metadata"]
+    assert not policy["spec"]["podSelector"]["matchLabels"].items() <= operator["labels"].items()
+
+
+def test_extender_network_policy_peers_egress_and_off() -> None:
+    egress = [
+        {
+            "to": [{"ipBlock": {"cidr": "10.0.0.10/32"}}],
+            "ports": [{"port": 6443, "protocol": "TCP"}],
+        }
+    ]
+    values = {
+        "extender": {
+            "enabled": True,
+            "networkPolicy": {"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}], "egress": egress},
+        },
+        "scheduler": {"secondary": {"enabled": True}},
+    }
+    docs = manifests_with(values)
+    policy = only(docs, "NetworkPolicy", "gs-greenshard-extender")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    (rule,) = policy["spec"]["ingress"]
+    scheduler = only(docs, "Deployment", "gs-greenshard-scheduler")
+    assert rule["from"] == [
+        {"ipBlock": {"cidr": "10.0.0.0/24"}},
+        # the chart's own secondary scheduler is always let in
+        {"podSelector": {"matchLabels": scheduler["spec"]["selector"]["matchLabels"]}},
+    ]
+    assert policy["spec"]["egress"] == egress
+
+    docs = manifests(*EXTENDER, "--set", "extender.networkPolicy.enabled=false")
+    assert not [d for d in docs if d["kind"] == "NetworkPolicy"]
+    assert not [d for d in manifests() if d["kind"] == "NetworkPolicy"]  # extender off
+
+
+def test_extender_schema_rejects_bad_network_policy_values() -> None:
+    for flag in (
+        "extender.networkPolicy.enable=true",
+        "extender.networkPolicy.from[0].podSelecter.app=x",
+        "extender.serviceAccount.nam=x",
+    ):
+        res = render(*EXTENDER, "--set", flag, check=False)
+        assert res.returncode != 0, flag
+        assert "don't meet the specifications of the schema" in res.stderr, res.stderr

@@ -488,7 +488,12 @@ def test_chart_extender_off_by_default_and_complete_when_on() -> None:
         "extender", "--port", "9000", "--grid-profile", "eu", "--log-level", "INFO"
     ]  # fmt: skip
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "gs-greenshard"
+    # Its own list-and-watch ServiceAccount, never the operator's (which writes workloads).
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == (
+        "gs-greenshard-extender"
+    )
+    assert by_kind["ServiceAccount"]["metadata"]["name"] == "gs-greenshard-extender"
+    assert by_kind["NetworkPolicy"]["spec"]["ingress"][0]["ports"][0]["port"] == 9000
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["selector"] == selector
     assert service["spec"]["ports"][0]["port"] == 9000

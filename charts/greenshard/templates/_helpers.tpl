@@ -105,6 +105,21 @@ less the operator process's share, resources.memory.operatorMi.
 {{- printf "%s-extender" (include "greenshard.fullname" . | trunc 54 | trimSuffix "-") }}
 {{- end }}
 
+{{/* The extender's pod labels (its own: neither the operator's Deployment nor its Services select them). */}}
+{{- define "greenshard.extenderSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-extender" (include "greenshard.name" . | trunc 54 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount the extender runs as (its own: it only lists and watches). */}}
+{{- define "greenshard.extenderServiceAccountName" -}}
+{{- if .Values.extender.serviceAccount.create }}
+{{- default (include "greenshard.extenderName" .) .Values.extender.serviceAccount.name }}
+{{- else }}
+{{- required "extender.serviceAccount.name is required when extender.serviceAccount.create is false" .Values.extender.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
 {{/* The name of the secondary scheduler's objects (its Deployment, ServiceAccount, Lease ...). */}}
 {{- define "greenshard.schedulerName" -}}
 {{- printf "%s-scheduler" (include "greenshard.fullname" . | trunc 53 | trimSuffix "-") }}
