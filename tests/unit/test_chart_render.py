@@ -443,7 +443,8 @@ def test_extender_runs_as_its_own_list_and_watch_service_account() -> None:
     account = only(docs, "ServiceAccount", "gs-greenshard-extender")
     assert account["metadata"]["namespace"] == "gs-system"
     role = only(docs, "ClusterRole", "gs-greenshard-extender")
-    # Exactly watches.py's calls (through kube.ListWatch): list then watch Nodes and the GridProfile; nothing else.
+    # Exactly watches.py's calls (through kube.ListWatch): list then watch Nodes and the
+    # GridProfile; nothing else.
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
         {"apiGroups": ["greenshard.io"], "resources": ["gridprofiles"], "verbs": ["list", "watch"]},
