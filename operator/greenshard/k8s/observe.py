@@ -3,11 +3,13 @@
 A pass reads cached state only (kopf indexes: nodes, GridProfiles, InferenceDeployments, shard
 Deployments), so it costs no API call. :func:`observe` parses the spec, the GridProfile and the
 candidate nodes once and fingerprints the inputs that planning reads; what it cannot parse is an
-:class:`Invalid` with the condition reason and message the user will see.
+:class:`Invalid` with the condition reason and message the user will see. The nodes are parsed
+once per change, not once per deployment (:class:`ParsedNodes`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,109 @@ from greenshard.k8s.loop import fingerprint, first
 Key = tuple[str, str]
 
 
+@dataclass(eq=False)
+class NodeSet:
+    """Every node of the index at one moment, parsed, with each node's candidate row (what
+    planning reads of it, as JSON); and, per node selector, the digest of the candidates it
+    selects (computed the first time a deployment asks)."""
+
+    nodes: tuple[model.NodeInfo, ...] = ()
+    rows: tuple[str, ...] = ()  # candidate_row() of each node, in the same order
+    _digests: dict[Any, str] = field(default_factory=dict, repr=False)
+
+    def candidates_digest(self, selector: model.LabelSelector) -> str:
+        """A fingerprint of the candidate rows of the ready, schedulable nodes that
+        ``selector`` matches."""
+        key = (tuple(sorted(selector.match_labels.items())), selector.match_expressions)
+        digest = self._digests.get(key)
+        if digest is None:
+            digest = fingerprint(
+                sorted(
+                    row
+                    for n, row in zip(self.nodes, self.rows, strict=True)
+                    if n.ready and not n.unschedulable and selector.matches(n.labels)
+                )
+            )
+            self._digests[key] = digest
+        return digest
+
+
+def candidate_row(node: model.NodeInfo) -> str:
+    """What planning reads of a candidate node (name, labels, memory, GPUs), as JSON."""
+    return json.dumps(
+        [node.name, sorted(node.labels.items()), node.memory_bytes, node.gpu_count],
+        separators=(",", ":"),
+    )
+
+
+class ParsedNodes:
+    """The node index, parsed once per change rather than once per deployment per pass.
+
+    The index holds one facts object per node (:func:`node_facts`; a new one for every event,
+    heartbeats included: the kopf handler never changes one in place). :meth:`current` checks,
+    in index order, that every node still has the facts object it last saw (a pointer compare
+    per node: about 1.5 ms at 5000 nodes); if so it returns the same :class:`NodeSet`, with the
+    candidate digests it has computed. Otherwise it parses only the nodes whose facts are new
+    and not equal to the old ones (a heartbeat makes new, equal facts), and keeps the NodeSet
+    when no parsed node, name or order changed. Seen facts are held, so an identity is never
+    reused while it is compared.
+    """
+
+    def __init__(self) -> None:
+        self._seen: list[tuple[str, Any]] = []  # (name, facts) in index order, as last seen
+        self._parsed: dict[str, tuple[Any, model.NodeInfo, str]] = {}  # name -> facts, info, row
+        self._set = NodeSet()
+        self.parses = 0  # nodes parsed so far (tests, benchmarks)
+
+    def current(self, index: Mapping[str, Any]) -> NodeSet:
+        """The parsed nodes of ``index`` (name -> facts, or a kopf store of them) now."""
+        if not self._unchanged(index):
+            self._rebuild(index)
+        return self._set
+
+    def _unchanged(self, index: Mapping[str, Any]) -> bool:
+        if len(index) != len(self._seen):
+            return False
+        plain: dict[type, bool] = {}  # value type -> the value is the facts (else a store)
+        for (name, value), (seen_name, seen_facts) in zip(index.items(), self._seen, strict=True):
+            kind = type(value)
+            is_facts = plain.get(kind)
+            if is_facts is None:  # first() without its isinstance per node: half the scan
+                is_facts = plain[kind] = value is None or isinstance(value, Mapping)
+            facts = value if is_facts else next(iter(value), None)
+            if name != seen_name or facts is not seen_facts:
+                return False
+        return True
+
+    def _rebuild(self, index: Mapping[str, Any]) -> None:
+        seen: list[tuple[str, Any]] = []
+        parsed: dict[str, tuple[Any, model.NodeInfo, str]] = {}
+        same = True  # the same nodes, in the same order, parsed the same
+        old = iter(self._parsed)
+        for name, value in index.items():
+            facts = first(value)
+            seen.append((name, facts))
+            if facts is None:
+                continue
+            entry = self._parsed.get(name)
+            if entry is None or (entry[0] is not facts and entry[0] != facts):
+                info = resources.node_info(facts)  # may raise: nothing is replaced then
+                self.parses += 1
+                if entry is not None and entry[1] == info:
+                    entry = (facts, entry[1], entry[2])  # e.g. 1Gi written as 1024Mi
+                else:
+                    entry = (facts, info, candidate_row(info))
+                    same = False
+            parsed[name] = entry
+            same = same and next(old, None) == name
+        if not same or next(old, None) is not None:
+            self._set = NodeSet(
+                tuple(info for _, info, _ in parsed.values()),
+                tuple(row for _, _, row in parsed.values()),
+            )
+        self._seen, self._parsed = seen, parsed
+
+
 @dataclass
 class Caches:
     """Current cluster state, keyed as the kopf indexes key it."""
@@ -29,6 +134,7 @@ class Caches:
     infds: Mapping[Key, Any] = field(default_factory=dict)  # (ns, name) -> body
     shards: Any = field(default_factory=dict)  # .get((ns, owner)) -> {"Kind/name": facts}
     pods: Any = field(default_factory=dict)  # .get((ns, owner)) -> [pod facts]; owner "" foreign
+    parsed_nodes: ParsedNodes = field(default_factory=ParsedNodes)  # ``nodes``, parsed
 
 
 def node_facts(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,18 +269,16 @@ def observe(
         profile = resources.grid_profile(profile_body)
     except GreenShardError as err:
         return Invalid("InvalidGridProfile", f"GridProfile {settings.grid_profile!r}: {err}")
-    bodies = [first(v) for v in caches.nodes.values()]
-    nodes = tuple(resources.node_info(n) for n in bodies if n is not None)
-    candidates = sorted(
-        (n.name, sorted(n.labels.items()), n.memory_bytes, n.gpu_count)
-        for n in nodes
-        if n.ready and not n.unschedulable and deployment.selector.matches(n.labels)
-    )
+    nodes = caches.parsed_nodes.current(caches.nodes)
     inputs = fingerprint(
-        generation, spec, candidates, profile_body.get("spec"), live_intensities(profile_body)
+        generation,
+        spec,
+        nodes.candidates_digest(deployment.selector),
+        profile_body.get("spec"),
+        live_intensities(profile_body),
     )
     return Observed(
-        key, body, generation, shown(body), settings, deployment, profile, nodes, inputs
+        key, body, generation, shown(body), settings, deployment, profile, nodes.nodes, inputs
     )
 
 
