@@ -80,6 +80,10 @@ crd-template: venv tools ## Regenerate spec.template (PodTemplateSpec) from the 
 bench-operator: venv tools ## apply -> Ready on 50 KWOK nodes; 20 deployments on 500 nodes.
 	$(PY) hack/bench_operator.py
 
+.PHONY: bench-observe
+bench-observe: venv ## One pass's observe per InferenceDeployment at 5000 nodes, cached and not (no cluster).
+	$(PY) hack/bench_observe.py
+
 .PHONY: chaos
 chaos: venv tools ## Fault injection, full numbers: 50 operator SIGKILLs, 10 apiserver + 3 etcd restarts, injected API errors.
 	rm -f hack/.state/chaos/results.jsonl

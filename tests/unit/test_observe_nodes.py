@@ -4,11 +4,13 @@ InferenceDeployment per pass, and what observe returns is what parsing every nod
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_controller import KEY, infd, load
+from test_controller import KEY, ROOT, infd, load
 
 from greenshard.errors import InputError
 from greenshard.k8s import observe, resources
@@ -185,3 +187,19 @@ def test_the_candidates_digest_covers_what_planning_reads() -> None:
     # A node the selector does not pick changes nothing.
     other = next(n for n in nodes if "l4" in n)
     assert changed(other, lambda f: f["metadata"]["labels"].update(x="1")) == digest
+
+
+def test_bench_observe_runs_small() -> None:
+    """hack/bench_observe.py (make bench-observe) on a tiny cluster: it feeds kopf's own index
+    class, so a kopf upgrade that moves it fails here rather than in the benchmark."""
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "bench_observe.py"), "--nodes", "40",
+         "--deployments", "3", "--passes", "1"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "40 nodes, 3 deployments; ms per deployment (ms per pass)"
+    assert lines[1].split() == ["SCENARIO", "CACHED", "UNCACHED"]
+    assert len(lines) == 2 + 5 + 1
+    assert lines[-1].startswith("nodes parsed (cached): 41")  # 40, then the relabelled one
