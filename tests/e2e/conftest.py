@@ -306,8 +306,17 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     try:
         yield name
     finally:
+        # Waited for: a namespace still terminating holds its pods' GPUs and its
+        # InferenceDeployments' bookings, which the next test's plans would have to share.
         cluster.kubectl(
-            "delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False
+            "delete",
+            "namespace",
+            name,
+            "--wait=true",
+            "--timeout=180s",
+            "--ignore-not-found",
+            check=False,
+            timeout=200,
         )
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from chaos_harness import infd_doc
 from operator_harness import ROOT, Operator
 
 CHART = ROOT / "charts" / "greenshard"
-SAMPLE = yaml.safe_load((ROOT / "crds/samples/llama-70b.yaml").read_text())
 PROFILE = yaml.safe_load((ROOT / "crds/samples/gridprofile.yaml").read_text())
 
 
@@ -72,12 +72,8 @@ def test_operator_as_the_chart_service_account(
         cluster.apply_yaml(yaml.safe_dump(profile))
         operator = Operator(str(tmp_path / "sa.kubeconfig"), tmp_path)
         operator.start()
-        doc = copy.deepcopy(SAMPLE)
-        doc["metadata"] = {"name": "rbac", "namespace": namespace}
-        doc["spec"]["carbon"] = {"gridProfile": f"e2e-{release}"}
-        doc["spec"]["template"] = {
-            "spec": {"containers": [{"name": "s", "image": "registry.k8s.io/pause:3.10"}]}
-        }
+        # The 1B model on CPU pools: the test is about rights, not about GPUs other tests hold.
+        doc = infd_doc("rbac", namespace, f"e2e-{release}", replicas=2)
 
         def wait_ready() -> None:
             cluster.kubectl(

@@ -375,3 +375,22 @@ def test_a_refused_budget_stops_no_shard_and_says_which_right_is_missing(world: 
     assert degraded["reason"] == "Forbidden"
     assert "may not create poddisruptionbudgets.policy in namespace ml" in degraded["message"]
     assert condition(body, "Ready")["status"] == "True"  # the shards themselves run
+
+
+def test_a_namespace_being_deleted_is_not_an_rbac_problem() -> None:
+    """403 "being terminated" comes from a namespace on its way out: retried quietly, never
+    Degraded Forbidden with advice about the chart's RBAC."""
+    from greenshard.k8s import shardsets
+
+    gone = KubeError(
+        403,
+        "Forbidden",
+        'statefulsets.apps "x-shard-0" is forbidden: unable to create new content in namespace '
+        "ml because it is being terminated",
+    )
+    refused = shardsets.Refused("create", "StatefulSet", "ml", "x-shard-0", gone)
+    assert shardsets.transient(refused)
+    assert shardsets.refusal(refused).reason == "ApiUnavailable"
+    denied = KubeError(403, "Forbidden", 'statefulsets.apps "x-shard-0" is forbidden: User ...')
+    refused = shardsets.Refused("create", "StatefulSet", "ml", "x-shard-0", denied)
+    assert shardsets.refusal(refused).reason == "Forbidden"

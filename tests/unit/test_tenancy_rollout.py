@@ -68,9 +68,11 @@ def stages(replicas: int, rev: str = "new") -> list[rollout.StageState]:
     return [rollout.StageState(s, f"x-shard-{s}", replicas, rev, True) for s in range(2)]
 
 
-def pods(revs: dict[int, str], ready: bool = True) -> list[rollout.PodState]:
+def pods(
+    revs: dict[int, str], ready: bool = True, deleting: bool = False
+) -> list[rollout.PodState]:
     return [
-        rollout.PodState(f"x-shard-{s}-{r}", s, r, rev, ready)
+        rollout.PodState(f"x-shard-{s}-{r}", s, r, rev, ready, deleting)
         for r, rev in revs.items()
         for s in range(2)
     ]
@@ -116,3 +118,18 @@ def test_without_room_one_pipeline_at_a_time() -> None:
 def test_waits_for_the_statefulset_controller() -> None:
     unseen = [rollout.StageState(0, "x-shard-0", 2, "", True)]
     assert rollout.decide(unseen, pods({0: "old"}), 2, surge_fits=True).delete == []
+
+
+def test_fewer_replicas_and_a_move_replaces_the_leftover_spare() -> None:
+    """R 2 -> 1 with a new placement: the old pipeline 1 becomes the spare; on OnDelete it would
+    keep its old template forever, so it is replaced first, while pipeline 0 serves."""
+    d = rollout.decide(stages(2), pods({0: "old", 1: "old"}), 1, surge_fits=True)
+    assert d.strategy == rollout.SURGE and d.replicas == 2
+    assert d.delete == ["x-shard-0-1", "x-shard-1-1"]
+    # being replaced: wait for it, delete nothing else
+    state = pods({0: "old"}) + pods({1: "old"}, deleting=True)
+    d = rollout.decide(stages(2), state, 1, surge_fits=True)
+    assert d.delete == [] and "spare" in d.message
+    # the spare is Ready on the new template: now pipeline 0
+    d = rollout.decide(stages(2), pods({0: "old", 1: "new"}), 1, surge_fits=True)
+    assert d.delete == ["x-shard-0-0", "x-shard-1-0"]

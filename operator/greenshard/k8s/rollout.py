@@ -89,6 +89,17 @@ def decide(
     target = replicas + 1 if strategy == SURGE else replicas
     done = replicas - len(old)
     if strategy == SURGE and not ready(replicas):
+        stale = outdated(replicas)
+        if stale and not any(p.deleting for p in by_pipeline.get(replicas, [])):
+            # Left over from a larger R (say 2 -> 1 with a move): on OnDelete it would keep its
+            # old template forever and the spare would never be Ready. R pipelines still serve.
+            return Decision(
+                target,
+                delete=sorted(p.name for p in stale),
+                strategy=strategy,
+                message=f"replacing pipeline replica {replicas}, left from the previous "
+                f"replica count, as the spare ({done}/{replicas} replaced)",
+            )
         return Decision(
             target,
             strategy=strategy,

@@ -329,8 +329,11 @@ def troubles(p: pipeline.Pipeline, applied: Applied) -> list[Trouble]:
 def transient(refused: Refused) -> bool:
     """Errors that usually pass by themselves: the API server busy, down or slow; a replace
     that raced another write (409, stale resourceVersion) or a deletion (404); the read after a
-    409 on create finding nothing."""
+    409 on create finding nothing; a 403 because the namespace is being deleted (no rights
+    are missing: the InferenceDeployment goes with it)."""
     status = refused.error.status
+    if status == 403 and "being terminated" in refused.error.message:
+        return True
     if status in (404, 409):
         return refused.verb in ("update", "get")
     return status in (0, 408, 429) or status >= 500
