@@ -412,3 +412,15 @@ def test_conditions_keep_transition_time_until_status_changes() -> None:
 )
 def test_durations(text: str, seconds: float) -> None:
     assert resources.parse_duration(text) == seconds
+
+
+def test_a_dry_run_deployment_holds_no_gpus(world: tuple[ctl.Controller, FakeApi, Clock]) -> None:
+    """DryRun only reports a plan (no pods): the others plan as if it were not there."""
+    controller, api, _ = world
+    dry = infd(mode="DryRun")
+    dry["metadata"] = {**dry["metadata"], "name": "dry", "uid": "u-2"}
+    api.caches.infds = {("ml", "dry"): dry, **api.caches.infds}
+    run(controller)
+    assert dry["status"]["placement"], "the DryRun deployment is planned"
+    held, holders = controller._held(KEY)
+    assert held == {} and holders == {}

@@ -282,16 +282,19 @@ class Controller(Loop):
 
     def _held(self, key: Key) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
         """GPUs others hold per node: foreign pods, and every other InferenceDeployment's
-        booking (its plan made here if any, else its status), or its pods where larger."""
+        booking (its plan made here if any, else its status), or its pods where larger.
+        A DryRun deployment books nothing."""
         bookings: dict[Key, tenancy.Booking] = {}
         for other in self.caches.infds:
             if other == key:
                 continue
+            body = first(self.caches.infds.get(other)) or {}
+            if (body.get("spec") or {}).get("mode") == "DryRun":
+                continue  # it only reports a plan: no pods, no GPUs held
             rec = self.records.get(other)
             if rec is not None and rec.booking is not None:
                 bookings[other] = rec.booking
             else:
-                body = first(self.caches.infds.get(other)) or {}
                 bookings[other] = tenancy.booking_from_status(body.get("status") or {})
         all_pods = self.caches.pods.all() if hasattr(self.caches.pods, "all") else []
         return tenancy.held_by_others(key, all_pods, bookings)

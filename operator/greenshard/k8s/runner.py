@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import kopf
+import structlog
 
 from greenshard.k8s.logs import configure_logging
 from greenshard.k8s.metrics import Metrics
@@ -24,6 +25,13 @@ def run(
     configure_logging(log_format, log_level)
     from greenshard.k8s import handlers  # noqa: F401, PLC0415 - registers the handlers
 
+    if namespace:
+        structlog.get_logger("greenshard.runner").warning(
+            "watching only some namespaces: GPUs that pods elsewhere hold are not counted",
+            namespaces=namespace,
+            hint="give these namespaces GPU nodes of their own (spec.placement.nodeSelector), "
+            "or watch all namespaces",
+        )
     memo = kopf.Memo()
     metrics = Metrics()
     if metrics_port:
