@@ -300,7 +300,7 @@ def test_a_slow_plan_is_bounded_and_others_unaffected(
     import factories
 
     deployment, nodes, profile = factories.random_documents(
-        np.random.default_rng(0), 16, 8, regions=3, hops=2, tight=True
+        np.random.default_rng(1), 16, 8, regions=3, hops=2, tight=True
     )
     node_docs = []
     for node in nodes:
