@@ -424,3 +424,22 @@ def test_a_dry_run_deployment_holds_no_gpus(world: tuple[ctl.Controller, FakeApi
     assert dry["status"]["placement"], "the DryRun deployment is planned"
     held, holders = controller._held(KEY)
     assert held == {} and holders == {}
+
+
+def test_a_new_replica_count_reaches_the_statefulsets_even_where_the_pools_stay(
+    world: tuple[ctl.Controller, FakeApi, Clock],
+) -> None:
+    controller, api, _ = world
+    body = api.caches.infds[KEY]
+    body["spec"]["model"] = {**body["spec"]["model"], "parametersBillions": 1}  # room to spare
+    body["spec"]["sharding"] = {**body["spec"]["sharding"], "replicas": 1}
+    run(controller)
+    api.make_available()
+    sets = api.caches.shards[KEY]
+    assert {f["replicas"] for k, f in sets.items() if k.startswith("StatefulSet/")} == {1}
+    pools = [row["pool"] for row in api.caches.infds[KEY]["status"]["placement"]]
+    body["spec"]["sharding"] = {**body["spec"]["sharding"], "replicas": 2}
+    body["metadata"]["generation"] = 2
+    run(controller)
+    assert [row["pool"] for row in api.caches.infds[KEY]["status"]["placement"]] == pools
+    assert {f["replicas"] for k, f in sets.items() if k.startswith("StatefulSet/")} == {2}

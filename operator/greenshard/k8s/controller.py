@@ -343,10 +343,15 @@ class Controller(Loop):
         chosen = decision.plan
         record.kept_reason = decision.kept_reason
         await self._announce(seen, record, chosen)
+        # The same answer to the same question keeps the old plan (no status churn); a new
+        # replica count or GPUs per replica is a new question even where the pools stay.
         changed = record.plan is None or (
             record.plan.solution.placement != chosen.solution.placement
             or record.plan.problem.pool_keys() != chosen.problem.pool_keys()
             or not model.is_tie(record.plan.emissions, chosen.emissions)
+            or record.plan.problem.replicas != chosen.problem.replicas
+            or model.gpus_per_replica(record.plan.problem, record.plan.solution.placement)
+            != model.gpus_per_replica(chosen.problem, chosen.solution.placement)
         )
         if changed:
             # After a restart the status may already show this very plan: keep its time.
