@@ -29,7 +29,18 @@ def test_make_demo_then_demo_down(tmp_path: Path) -> None:
             check=False,
         )
         out = demo.stdout
-        assert demo.returncode == 0, (out[-4000:], demo.stderr[-4000:])
+        if demo.returncode != 0:  # what failed, before demo-down removes the cluster's logs
+            logs = sorted((tmp_path / "demo" / "cluster" / "logs").glob("*.log"))
+            tails = "".join(
+                f"\n--- {log.name}\n"
+                + "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+                for log in logs
+            )
+            pytest.fail(
+                f"make demo exited {demo.returncode}\n--- stdout\n{out[-3000:]}\n"
+                f"--- stderr\n{demo.stderr[-5000:]}{tails}",
+                pytrace=False,
+            )
         assert "condition met" in out  # kubectl wait --for=condition=Ready
         # The last lines say how to reach the cluster from the user's shell, and it works.
         (exported,) = [ln.split("=", 1)[1] for ln in out.splitlines() if "export KUBECONFIG=" in ln]
