@@ -33,8 +33,7 @@ def fingerprint(*parts: Any) -> str:
 
 
 async def idle(wake: asyncio.Event, stopped: asyncio.Event, seconds: float) -> None:
-    """Sleep until woken, stopped, or ``seconds`` pass; clears the wake-up first."""
-    wake.clear()
+    """Sleep until woken, stopped, or ``seconds`` pass (at once when already woken)."""
     waiter = asyncio.ensure_future(wake.wait())
     stopper = asyncio.ensure_future(stopped.wait())
     await asyncio.wait({waiter, stopper}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -61,6 +60,9 @@ class Loop:
     async def run(self, stopped: asyncio.Event, idle_seconds: float = 1.0) -> None:
         while not stopped.is_set():
             self.heartbeat = self.clock()
+            # Cleared before the pass, not after it: a change that arrives during the pass
+            # wakes the next one at once instead of waiting out the idle time.
+            self.wake.clear()
             if self.ready():
                 await self.pass_all()
             await idle(self.wake, stopped, idle_seconds)
