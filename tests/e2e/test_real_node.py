@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 from conftest import HACK, ROOT, Cluster
-from pipeline_probe import assert_pipeline_connected, statefulsets
+from operator_harness import running_operator
+from pipeline_probe import GRID_PROFILE, PIPELINE, assert_pipeline_connected, statefulsets
 
 NODE = "real-gpu-0"
 REAL_NODES = f"""
@@ -273,6 +274,59 @@ def probe_manifests(namespace: str, stages: int, **override: str) -> str:
 
 def logs(cluster: Cluster, pod: str, namespace: str) -> str:
     return cluster.kubectl("logs", pod, namespace=namespace, check=False).stdout
+
+
+def test_the_operator_wires_a_probe_pipeline_on_the_real_node(
+    real: RealCluster, tmp_path: Path
+) -> None:
+    """Issue 14: the operator (not a hand-built manifest) places a small InferenceDeployment of
+    probe pods, 2 stages x 2 pipeline replicas, on the real node's 4 GPUs; every stage resolves
+    its leader and neighbours by the DNS names the operator gave them and connects."""
+    ns = "real-infd"
+    real.kubectl("apply", "-f", str(ROOT / "crds"))
+    real.wait(
+        lambda: real.kubectl("get", "infd", "-A", check=False).returncode == 0,
+        timeout=60,
+        what="the InferenceDeployment resource served",
+    )
+    real.kubectl("create", "namespace", ns)
+    real.kubectl(
+        "label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted", "--overwrite"
+    )
+    real.wait(
+        lambda: real.kubectl("get", "sa", "default", namespace=ns, check=False).returncode == 0,
+        what="default ServiceAccount",
+    )
+    real.apply_yaml(GRID_PROFILE)
+    try:
+        with running_operator(real.kubeconfig, tmp_path) as operator:
+            real.apply_yaml(PIPELINE, namespace=ns)
+            ready = real.kubectl(
+                "wait",
+                "--for=condition=Ready",
+                "infd/pipe",
+                "--timeout=240s",
+                namespace=ns,
+                timeout=270,
+                check=False,
+            )
+            assert ready.returncode == 0, (
+                real.kubectl("get", "infd,sts,pods", "-o", "wide", namespace=ns).stdout,
+                operator.log_tail(),
+            )
+            names = assert_pipeline_connected(
+                real, ns, "greenshard.io/deployment=pipe", stages=2, replicas=2, node=NODE
+            )
+            assert names == {(s, r): f"pipe-shard-{s}-{r}" for s in range(2) for r in range(2)}
+            body = real.get_json("infd", "pipe", namespace=ns)
+            assert [row["pool"] for row in body["status"]["placement"]] == [
+                "local-1/NVIDIA-L4",
+                "local-1/NVIDIA-L4",
+            ]
+    finally:
+        # waited for: the hand-built StatefulSets below need the node's 4 GPUs back
+        real.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=120s", check=False)
+        real.kubectl("delete", "gridprofile", "e2e-real-pipeline", "--ignore-not-found")
 
 
 def test_probe_pipeline_reaches_every_neighbour_through_dns_and_services(
