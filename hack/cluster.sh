@@ -110,7 +110,17 @@ start() {  # start NAME CMD...: in its own session, logging to logs/NAME.log
   mkdir -p "$LOGS" "$PIDS"
   printf '=== %s: %s\n' "$(date -Is)" "$*" >> "$LOGS/$name.log"
   setsid "$@" >> "$LOGS/$name.log" 2>&1 < /dev/null 9>&- &
-  echo $! > "$PIDS/$name.pid"
+  local pid=$! i
+  echo "$pid" > "$PIDS/$name.pid"
+  # Until the child has exec'd: before that its command line is this script's, which need not
+  # name $STATE_DIR (GREENSHARD_CLUSTER_DIR comes from the environment), and `alive` would call
+  # a component that is only slow to start dead (seen: "kube-proxy exited during startup" with
+  # an empty log, on a loaded machine).
+  for (( i=0; i<100; i++ )); do
+    [[ -r /proc/$pid/cmdline ]] || break
+    tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$STATE_DIR" && break
+    sleep 0.05
+  done
 }
 
 # Our binaries still running with this state dir on their command line: ours,
