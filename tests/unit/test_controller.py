@@ -149,24 +149,6 @@ def infd(**spec_changes: Any) -> dict[str, Any]:
     return doc
 
 
-@pytest.fixture
-def world() -> tuple[ctl.Controller, FakeApi, Clock]:
-    nodes = {
-        n["metadata"]["name"]: observe.node_facts(n) for n in load("examples/nodes.yaml")["items"]
-    }
-    caches = observe.Caches(
-        nodes=nodes,
-        profiles={"default": load("crds/samples/gridprofile.yaml")},
-        infds={KEY: infd()},
-        shards={},
-    )
-    api = FakeApi(caches)
-    clock = Clock()
-    controller = ctl.Controller(api, InlineSolver(), hour=lambda: 12, clock=clock)
-    controller.attach(caches)
-    return controller, api, clock
-
-
 def run(controller: ctl.Controller) -> None:
     asyncio.run(controller.pass_all())
 

@@ -8,31 +8,13 @@ import copy
 from typing import Any
 
 import pytest
-from test_controller import KEY, Clock, FakeApi, InlineSolver, condition, infd, load, run
+from test_controller import KEY, FakeApi, condition, run
 from test_pipeline import TEMPLATE, make_pipeline
 
 from greenshard.k8s import controller as ctl
-from greenshard.k8s import observe, pipeline, shardsets
+from greenshard.k8s import pipeline, shardsets
 
 SHARD = "StatefulSet/llama-shard-2"
-
-
-@pytest.fixture
-def world() -> tuple[ctl.Controller, FakeApi, Clock]:
-    nodes = {
-        n["metadata"]["name"]: observe.node_facts(n) for n in load("examples/nodes.yaml")["items"]
-    }
-    caches = observe.Caches(
-        nodes=nodes,
-        profiles={"default": load("crds/samples/gridprofile.yaml")},
-        infds={KEY: infd()},
-        shards={},
-    )
-    api = FakeApi(caches)
-    clock = Clock()
-    controller = ctl.Controller(api, InlineSolver(), hour=lambda: 12, clock=clock)
-    controller.attach(caches)
-    return controller, api, clock
 
 
 def converged(world: Any) -> tuple[ctl.Controller, FakeApi, dict[str, Any]]:

@@ -8,30 +8,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from test_controller import KEY, Clock, FakeApi, InlineSolver, condition, infd, load, run
+from test_controller import KEY, FakeApi, condition, run
 
-from greenshard.k8s import controller as ctl
-from greenshard.k8s import observe, pipeline, rollout, shardsets, tenancy
+from greenshard.k8s import pipeline, rollout, shardsets, tenancy
 
 SETS = [f"StatefulSet/llama-shard-{i}" for i in range(8)]
-
-
-@pytest.fixture
-def world() -> tuple[ctl.Controller, FakeApi, Clock]:
-    nodes = {
-        n["metadata"]["name"]: observe.node_facts(n) for n in load("examples/nodes.yaml")["items"]
-    }
-    caches = observe.Caches(
-        nodes=nodes,
-        profiles={"default": load("crds/samples/gridprofile.yaml")},
-        infds={KEY: infd()},
-        shards={},
-    )
-    api = FakeApi(caches)
-    clock = Clock()
-    controller = ctl.Controller(api, InlineSolver(), hour=lambda: 12, clock=clock)
-    controller.attach(caches)
-    return controller, api, clock
 
 
 def foreign(kind: str, name: str, owner_uid: str = "", label: str = "llama") -> dict[str, Any]:
