@@ -394,20 +394,25 @@ def stage_statefulset(
     )
 
 
+def _stage_metadata(p: Pipeline, stage: Stage) -> dict[str, Any]:
+    """Name, labels and owner of one shard's Service and PodDisruptionBudget (the
+    StatefulSet's name)."""
+    return {
+        "name": stage_name(p.name, stage.shard),
+        "namespace": p.namespace,
+        "labels": common_labels(p.name, stage.shard),
+        "ownerReferences": [owner_reference(p)],
+    }
+
+
 def stage_service(p: Pipeline, stage: Stage) -> dict[str, Any]:
     """Headless Service governing one shard's StatefulSet: per-pod DNS, even before Ready
     (a pipeline's stages find each other while they start)."""
-    name = stage_name(p.name, stage.shard)
     return _stamp(
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {
-                "name": name,
-                "namespace": p.namespace,
-                "labels": common_labels(p.name, stage.shard),
-                "ownerReferences": [owner_reference(p)],
-            },
+            "metadata": _stage_metadata(p, stage),
             "spec": {
                 "clusterIP": "None",
                 "publishNotReadyAddresses": True,
@@ -428,17 +433,11 @@ def stage_disruption_budget(p: Pipeline, stage: Stage) -> dict[str, Any]:
     that is not Ready may always be evicted (``unhealthyPodEvictionPolicy: AlwaysAllow``): a
     crash-looping shard never blocks a drain. The operator's own rollouts delete pods directly,
     which budgets do not limit (they keep their own pace: one pipeline replica at a time)."""
-    name = stage_name(p.name, stage.shard)
     return _stamp(
         {
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
-            "metadata": {
-                "name": name,
-                "namespace": p.namespace,
-                "labels": common_labels(p.name, stage.shard),
-                "ownerReferences": [owner_reference(p)],
-            },
+            "metadata": _stage_metadata(p, stage),
             "spec": {
                 "maxUnavailable": 1,
                 "selector": {"matchLabels": selector_labels(p.name, stage.shard)},
