@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from greenshard import model, parsing
+from greenshard import instances, model, parsing
 
 DTYPE = {"float32": 4, "bfloat16": 2, "float16": 2, "float8": 1, "int8": 1, "int4": 0.5}
 
@@ -174,3 +174,17 @@ def starved(problem: model.Problem) -> model.Problem:
     cap = problem.capacity
     pools = [replace(p, free=tuple(0 for _ in p.free)) for p in cap.pools]
     return replace(problem, capacity=feasibility.Capacity.build(pools, cap.demand, cap.replicas))
+
+
+#: (shards, pools) of the circuit-equivalence tests: 9 to 20 qubits.
+CIRCUIT_SIZES = [(4, 5), (5, 4), (6, 3), (3, 5), (4, 4), (5, 3), (3, 4), (3, 3), (4, 3), (2, 5)]
+
+
+def loose_held_out_families(monkeypatch: Any) -> None:
+    """Small instances cannot be under 5% feasible and still have a few feasible placements:
+    these draws get roomier pools and only need some feasible and some infeasible placements."""
+    for name, family in instances.HELD_OUT_FAMILIES.items():
+        low, high = family.capacity
+        roomier = {"capacity": (2 * low, 3 * high), "feasible": (1e-9, 0.6)}
+        loose = instances.Family(**{**family.__dict__, **roomier})
+        monkeypatch.setitem(instances.FAMILIES, name, loose)

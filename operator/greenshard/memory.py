@@ -35,6 +35,17 @@ def onehot_bytes(amplitudes: int) -> int:
     return int(amplitudes * ONEHOT_BYTES_PER_AMPLITUDE) + ONEHOT_OVERHEAD_BYTES
 
 
+#: The threshold ansatz (solvers/threshold.py): no state vector (two amplitudes are exact, see
+#: there), only the placement table's bit-packed feasibility mask (1/8 byte a placement) and the
+#: block scratch of its scans; the same fixed part as the one-hot ansatz.
+THRESHOLD_BYTES_PER_AMPLITUDE = 0.125
+
+
+def threshold_bytes(amplitudes: int) -> int:
+    """About how much memory a threshold-ansatz solve over ``amplitudes`` placements needs."""
+    return int(amplitudes * THRESHOLD_BYTES_PER_AMPLITUDE) + ONEHOT_OVERHEAD_BYTES
+
+
 def qaoa_bytes(qubits: int) -> int:
     """About how much memory a QAOA solve or energy evaluation on ``qubits`` qubits needs."""
     return BYTES_PER_AMPLITUDE << qubits

@@ -12,10 +12,11 @@ import cirq
 import numpy as np
 import pytest
 
+from factories import CIRCUIT_SIZES, loose_held_out_families
 from greenshard import instances, subspace
 from greenshard.solvers import backends, onehot
 
-SIZES = [(4, 5), (5, 4), (6, 3), (3, 5), (4, 4), (5, 3), (3, 4), (3, 3), (4, 3), (2, 5)]
+SIZES = CIRCUIT_SIZES
 FAMILIES = sorted(instances.HELD_OUT_FAMILIES)
 
 
@@ -29,22 +30,12 @@ def _cases() -> list[tuple[int, int, str, int, str]]:
     return cases
 
 
-def _loose_band(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Small instances cannot be under 5% feasible and still have a few feasible placements:
-    these draws get roomier pools and only need some feasible and some infeasible placements."""
-    for name, family in instances.HELD_OUT_FAMILIES.items():
-        low, high = family.capacity
-        roomier = {"capacity": (2 * low, 3 * high), "feasible": (1e-9, 0.6)}
-        loose = instances.Family(**{**family.__dict__, **roomier})
-        monkeypatch.setitem(instances.FAMILIES, name, loose)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("shards", "pools", "family", "seed", "mixer"), _cases())
 def test_qsim_full_circuit_equals_the_subspace_simulator(
     shards: int, pools: int, family: str, seed: int, mixer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _loose_band(monkeypatch)
+    loose_held_out_families(monkeypatch)
     problem = instances.family_problem(family, shards, pools, seed)
     space = subspace.PlacementSpace(problem)
     assert 0 < space.stats.count < space.size  # a penalty is on the diagonal
