@@ -399,7 +399,18 @@ def _solve(task: Task) -> dict[str, Any]:
         "gap": solution.gap,
         "optimal": solution.gap == 0.0,
     }
-    for key in ("samplingFoundOptimum", "polishChangedAnswer", "probabilityOfOptimum", "shots"):
+    keys = (
+        "ansatz",
+        "samplingFoundOptimum",
+        "polishChangedAnswer",
+        "probabilityOfOptimum",
+        "uniformRatio",
+        "feasibleSetRatio",
+        "tts99Shots",
+        "oracleQueries",
+        "shots",
+    )
+    for key in keys:
         if key in solution.details:
             row[key] = solution.details[key]
     return row

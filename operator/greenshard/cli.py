@@ -277,6 +277,12 @@ def render_plan_table(data: dict[str, Any]) -> str:
             ratio = solver.get("feasibleSetRatio")
             ratio_text = "" if ratio is None else f", {ratio:.3g}x uniform over the feasible set"
             lines.append(f"state:      P(optimum) {solver['probabilityOfOptimum']:.4g}{ratio_text}")
+        if "rounds" in solver:
+            lines.append(
+                f"descent:    {solver['rounds']} threshold rounds, "
+                f"{solver['oracleQueries']} oracle queries "
+                f"({solver['depth']} Grover layers a preparation)"
+            )
     for cap in data["capacity"]:
         lines.append(
             f"capacity:   {cap['pool']}: {cap['free']:g} of {cap['total']:g} {cap['unit']} free"

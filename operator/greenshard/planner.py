@@ -87,6 +87,8 @@ class Plan:
             "uniformRatio",
             "feasiblePlacements",
             "tts99Shots",
+            "rounds",
+            "oracleQueries",
             "backend",
         ):
             if key in sol.details:
@@ -214,7 +216,8 @@ def solve(
         return verify(problem, make_solver(config).solve(problem), reference)
     qubits = registry.state_qubits(problem, config)
     words = registry.state_words(problem, config)
-    limit = f"maxQubits={config.max_qubits} (2^{config.max_qubits} amplitudes)"
+    unit = "placements" if config.ansatz == "threshold" else "amplitudes"
+    limit = f"maxQubits={config.max_qubits} (2^{config.max_qubits} {unit})"
     if problem.num_pools == 1:
         reason = "one candidate pool: nothing to optimise"
     elif qubits > config.max_qubits:

@@ -235,8 +235,10 @@ def test_sample_reaches_ready_on_the_planned_pools_and_matches_the_cli(
     )
     assert status["solver"]["method"] == plan["solver"]["method"]
     # the preview is what the operator runs: same ansatz, depth and state
-    assert status["solver"]["ansatz"] == plan["solver"]["ansatz"] == "onehot-xy-complete"
-    assert status["solver"]["depth"] == plan["solver"]["depth"] == 300
+    assert status["solver"]["ansatz"] == plan["solver"]["ansatz"] == "threshold-grover"
+    assert status["solver"]["depth"] == plan["solver"]["depth"] >= 1
+    assert status["solver"]["rounds"] == plan["solver"]["rounds"] >= 1
+    assert status["solver"]["oracleQueries"] == plan["solver"]["oracleQueries"] > 0
     assert status["solver"]["samplingFoundOptimum"] == plan["solver"]["samplingFoundOptimum"]
     assert status["solver"]["probabilityOfOptimum"] == pytest.approx(
         plan["solver"]["probabilityOfOptimum"], rel=1e-3

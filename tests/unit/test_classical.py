@@ -49,7 +49,7 @@ def test_auto_goes_exact_beyond_max_qubits_and_says_why() -> None:
     assert solution.method.startswith("exact-")
     assert solution.qubits == 16  # log2 of 4**8 amplitudes
     assert solution.details["reason"] == (
-        "one-hot state of 4**8 = 65536 amplitudes exceeds maxQubits=10 (2^10 amplitudes); "
+        "placement table of 4**8 = 65536 placements exceeds maxQubits=10 (2^10 placements); "
         "solved exactly instead"
     )
     config = SolverConfig(algorithm="auto", ansatz="binary", max_qubits=10)

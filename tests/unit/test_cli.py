@@ -74,7 +74,7 @@ def test_plan_auto_uses_qaoa_and_matches_the_exact_answer(
     assert code == 0
     data, reference = yaml.safe_load(out), json.loads(exact_out)
     assert data["solver"]["method"] == "qaoa-sample"
-    assert data["solver"]["ansatz"] == "onehot-xy-complete"
+    assert data["solver"]["ansatz"] == "threshold-grover"
     assert data["solver"]["qubits"] == 16  # one-hot: 8 shards x 2 pools
     assert data["placement"] == reference["placement"]
     assert data["solver"]["gap"] == 0.0

@@ -89,8 +89,8 @@ def test_qaoa_over_the_qubit_budget_is_refused_before_allocating(
     assert code == 2
     line = one_line(err)
     assert (
-        "qaoa (onehot ansatz) needs a one-hot state of 2**40 = 1099511627776 amplitudes for 40 "
-        "shards on 2 pools (about 8 TiB)"
+        "qaoa (threshold ansatz) needs a placement table of 2**40 = 1099511627776 placements for "
+        "40 shards on 2 pools (about 128 GiB)"
     ) in line
     assert "over maxQubits=20; use the auto or exact solver" in line
 

@@ -12,7 +12,7 @@ import yaml
 from greenshard import cli, planner
 from greenshard.errors import InputError
 from greenshard.k8s import resources
-from greenshard.solvers import registry
+from greenshard.solvers import registry, threshold
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "greenshard.io_inferencedeployments.yaml"
@@ -110,6 +110,12 @@ def test_plan_runs_the_ansatz_the_file_names_and_says_which(
     assert data["solver"]["depth"] == 6 and data["solver"]["qubits"] == 16
     for key in ("probabilityOfOptimum", "samplingFoundOptimum", "feasibleSetRatio"):
         assert key in data["solver"], key
+    solver = {"algorithm": "qaoa", "seed": 100_005}  # the default ansatz
+    data = _plan(capsys, _deploy_with(tmp_path, solver))
+    assert data["solver"]["ansatz"] == "threshold-grover"
+    assert data["solver"]["gap"] == 0 and data["solver"]["samplingFoundOptimum"] is True
+    assert data["solver"]["probabilityOfOptimum"] >= 1 - threshold.DEFAULT_DELTA**2 - 1e-9
+    assert data["solver"]["rounds"] >= 1 and data["solver"]["oracleQueries"] > 0
 
 
 def test_auto_says_the_state_size_it_judged() -> None:
@@ -120,7 +126,7 @@ def test_auto_says_the_state_size_it_judged() -> None:
     assert registry.state_qubits(problem, config) == 13  # 3**8 = 6561 > 2**12
     solution = planner.solve(problem, config)
     assert solution.method.startswith("exact")
-    assert "3**8 = 6561 amplitudes exceeds maxQubits=12" in solution.details["reason"]
+    assert "3**8 = 6561 placements exceeds maxQubits=12" in solution.details["reason"]
     solution = planner.solve(problem, registry.SolverConfig(max_qubits=13, depth=3, shots=64))
-    assert solution.details["ansatz"] == "onehot-xy-complete"
+    assert solution.details["ansatz"] == "threshold-grover"
     assert "within maxQubits=13" in solution.details["reason"]

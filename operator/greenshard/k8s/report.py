@@ -43,6 +43,8 @@ def plan_status(
             "probabilityOfOptimum",
             "samplingFoundOptimum",
             "feasibleSetRatio",
+            "rounds",
+            "oracleQueries",
         )
         and v is not None
     }
