@@ -1,4 +1,4 @@
-"""Gate-level noise on the compiled one-hot QAOA circuit, at the production schedule.
+"""Gate-level noise on the compiled one-hot QAOA circuits, at the production schedules.
 
 The circuit is the one tests/slow/test_onehot_equivalence.py proves equal to the subspace
 simulator, compiled to 1- and 2-qubit gates (``cirq.decompose`` until every operation acts on at
@@ -9,6 +9,12 @@ most two qubits):
   coupled-constraint penalty as one multi-controlled phase per infeasible placement (exact on the
   one-hot states: ``penalty * prod_s n(s, k_s)``), decomposed;
 * mixers: ISWAP powers on the XY graph's edges.
+
+``--ansatz threshold`` compiles the default ansatz instead (tests/slow/test_threshold_equivalence.py
+proves that circuit equal to the two-level simulation): its production state, the fixed-point
+schedule with the optimum marked (the threshold the descent ends on), the threshold phase as one
+multi-controlled phase per marked placement and the Grover mixer (inverse W states, X, a
+multi-controlled Z power, X, W states), decomposed to 1- and 2-qubit gates.
 
 A noise channel follows *every* gate, on the gate's qubits: depolarizing (``cirq.depolarize``
 per qubit) at rates 1e-4..1e-2, or amplitude damping (``cirq.amplitude_damp``) at the same rates.
@@ -28,6 +34,7 @@ its uniform baseline (uniform over all 2**n bitstrings, and over the K**S placem
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -42,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from greenshard import harness, instances, model, parsing, subspace
-from greenshard.solvers import onehot
+from greenshard.solvers import onehot, threshold
 
 CHANNELS: dict[str, Callable[[float], cirq.Gate]] = {
     "depolarizing": cirq.depolarize,
@@ -58,9 +65,12 @@ class GateNoiseConfig:
     seed: int = instances.HELD_OUT_SEEDS[300]
     depth: int = onehot.DEFAULT_DEPTH  # the production schedule
     rates: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+    ansatz: str = "onehot"  # onehot | threshold
+    delta: float = threshold.DEFAULT_DELTA  # threshold: the production schedule's delta
 
 
 QUICK = GateNoiseConfig(shards=2, pools=3, depth=4, rates=(1e-3, 1e-2))
+ANSATZE = ("onehot", "threshold")
 
 
 def small_problem(config: GateNoiseConfig) -> subspace.PlacementSpace:
@@ -111,6 +121,34 @@ def compiled_circuit(
     return flat, qubits
 
 
+def threshold_circuit(
+    space: subspace.PlacementSpace, delta: float
+) -> tuple[cirq.Circuit, list[cirq.LineQubit], npt.NDArray[np.complex128], int]:
+    """The threshold ansatz's production state as 1- and 2-qubit gates: the optimum marked, the
+    fixed-point schedule for K**S placements. Returns the circuit, its qubits, the ideal state on
+    the placements (two-level simulation) and the layers."""
+    s_count, k_count = space.num_shards, space.num_pools
+    qubits = onehot.register_qubits(s_count, k_count)
+    mask = threshold.Marked(space).mask(space.stats.least, inclusive=True)
+    alphas, betas = threshold.fixed_point_angles(
+        threshold.fixed_point_length(space.size, delta), delta
+    )
+    marked = space.placements(np.flatnonzero(mask))
+    circuit = cirq.Circuit(
+        onehot.w_state_ops(qubits[s * k_count : (s + 1) * k_count]) for s in range(s_count)
+    )
+    for alpha, beta in zip(alphas.tolist(), betas.tolist(), strict=True):
+        for row in marked:  # exp(i beta) on each marked placement's one-hot state
+            targets = [qubits[s * k_count + int(k)] for s, k in enumerate(row)]
+            circuit.append(cirq.ZPowGate(exponent=beta / math.pi).controlled(s_count - 1)(*targets))
+        circuit += threshold.grover_mixer_circuit(s_count, k_count, alpha)
+    flat = cirq.Circuit(cirq.decompose(circuit, keep=lambda op: len(op.qubits) <= 2))
+    ideal = threshold.state_vector(
+        mask, threshold.evolve_two_level(float(mask.mean()), alphas, betas)
+    )
+    return flat, qubits, ideal, alphas.size
+
+
 def with_noise(circuit: cirq.Circuit, channel: cirq.Gate | None) -> cirq.Circuit:
     """A channel on each qubit of every gate, right after the gate."""
     if channel is None:
@@ -158,19 +196,25 @@ def baselines(space: subspace.PlacementSpace) -> dict[str, float]:
 
 def run_experiment(config: GateNoiseConfig) -> dict[str, Any]:
     space = small_problem(config)
-    sim = onehot.SubspaceSimulator(space)
-    gammas, betas = onehot.linear_ramp(
-        config.depth, onehot.DEFAULT_RAMP_GAMMA, onehot.DEFAULT_RAMP_BETA
-    )
-    circuit, qubits = compiled_circuit(sim, list(gammas), list(betas))
+    if config.ansatz == "threshold":
+        circuit, qubits, ideal, depth = threshold_circuit(space, config.delta)
+        schedule = f"fixed-point schedule, delta {config.delta:g}, optimum marked"
+    else:
+        sim = onehot.SubspaceSimulator(space)
+        gammas, betas = onehot.linear_ramp(
+            config.depth, onehot.DEFAULT_RAMP_GAMMA, onehot.DEFAULT_RAMP_BETA
+        )
+        circuit, qubits = compiled_circuit(sim, list(gammas), list(betas))
+        ideal, depth = sim.state(gammas, betas).astype(np.complex128), config.depth
+        schedule = f"ramp, {sim.mixer} XY mixer"
     two = sum(1 for op in circuit.all_operations() if len(op.qubits) == 2)
-    ideal = sim.state(gammas, betas)
     result: dict[str, Any] = {
+        "ansatz": config.ansatz,
         "shards": space.num_shards,
         "pools": space.num_pools,
         "qubits": len(qubits),
-        "depth": config.depth,
-        "mixer": sim.mixer,
+        "depth": depth,
+        "schedule": schedule,
         "feasible": space.stats.count,
         "placements": space.size,
         "gates": sum(1 for _ in circuit.all_operations()),
@@ -203,11 +247,11 @@ def run_experiment(config: GateNoiseConfig) -> dict[str, Any]:
 def render(result: dict[str, Any]) -> str:
     b = result["baselines"]
     lines = [
-        "# Gate-level noise on the one-hot QAOA circuit",
+        f"# Gate-level noise on the {result['ansatz']} QAOA circuit",
         "",
         f"{result['shards']} shards x {result['pools']} pools ({result['qubits']} qubits, "
         f"{result['feasible']} of {result['placements']} placements feasible), the production "
-        f"ramp at p={result['depth']} ({result['mixer']} XY mixer), {result['gates']} gates of "
+        f"schedule at p={result['depth']} ({result['schedule']}), {result['gates']} gates of "
         f"which {result['twoQubitGates']} two-qubit; a channel after every gate on its qubits.",
         "",
         "| channel | rate per gate | P(feasible) | P(opt) | approx. ratio (feasible samples) "
@@ -230,8 +274,8 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(out: Path, seed: int = 0, quick: bool = False) -> Path:
-    config = QUICK if quick else GateNoiseConfig()
+def run(out: Path, seed: int = 0, quick: bool = False, ansatz: str = "onehot") -> Path:
+    config = dataclasses.replace(QUICK if quick else GateNoiseConfig(), ansatz=ansatz)
     result = run_experiment(config)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gate_noise.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
@@ -243,9 +287,10 @@ def run(out: Path, seed: int = 0, quick: bool = False) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m greenshard.experiments.gate_noise")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--ansatz", choices=ANSATZE, default="onehot")
     parser.add_argument("--out", type=Path, default=Path("results/gate_noise"))
     args = parser.parse_args(argv)
-    print(run(args.out, quick=args.quick).read_text(encoding="utf-8"))
+    print(run(args.out, quick=args.quick, ansatz=args.ansatz).read_text(encoding="utf-8"))
     return 0
 
 

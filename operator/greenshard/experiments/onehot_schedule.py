@@ -1,4 +1,4 @@
-"""Fit the one-hot XY-mixer ramp on the training families; judge it on the held-out ones.
+"""Fit the one-hot ansatze on the training families; judge them on the held-out ones.
 
     python -m greenshard.experiments.onehot_schedule fit --depth 100 --mixer complete \
         --gammas 1,1.5,2,3 --betas 0.1,0.2,0.3 --penalties 1 --seeds 3
@@ -13,6 +13,18 @@ log10(P(opt) / P_uniform-over-feasible(opt)); ``validate`` reports, on the held-
 seeds, per instance: feasible placements, P(opt) from the state, its ratio to uniform sampling over
 all placements and over the feasible set, P(feasible), and whether ``shots`` samples contain an
 optimal placement. Seeded; single-threaded by default (the machine is shared).
+
+The threshold ansatz (:mod:`greenshard.solvers.threshold`, the default) has no angles to fit: its
+two knobs, ``delta`` (the fixed-point schedule's guarantee, P(marked) >= 1 - delta^2) and the shots
+per descent round, are chosen by ``fit-threshold`` on the same training families and seeds::
+
+    python -m greenshard.experiments.onehot_schedule fit-threshold --seeds 2
+    python -m greenshard.experiments.onehot_schedule validate --ansatz threshold --seeds 12
+    python -m greenshard.experiments.onehot_schedule controls --budget descent --seeds 12
+
+``controls --budget descent`` gives each classical control as many cost evaluations as the
+threshold ansatz's descent made oracle queries on that instance (layers x shots over its rounds;
+``--budget shots``: as many as its shots).
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from greenshard import hamiltonian, instances, memory, planner, subspace
-from greenshard.solvers import classical, local_search, onehot
+from greenshard.solvers import classical, local_search, onehot, threshold
 
 POOLS = (3, 4, 5)
 SHARDS = 8
@@ -72,6 +84,48 @@ def run_instance(
     return row
 
 
+def run_threshold(
+    space: subspace.PlacementSpace, delta: float, round_shots: int, shots: int, seed: int
+) -> dict[str, Any]:
+    """One threshold-ansatz solve: P(opt) of its production state, its ratios, whether its
+    samples held an optimum, and the oracle queries (layers x shots) spent until one did."""
+    options = threshold.ThresholdOptions(
+        shots=shots, seed=seed, delta=delta, round_shots=round_shots
+    )
+    start = time.perf_counter()
+    answer = threshold.ThresholdQAOASolver(options).solve(space.problem)
+    seconds = time.perf_counter() - start
+    details = answer.details
+    stats = space.stats
+    found = answer.placement is not None and space.index(answer.placement) in set(
+        stats.optimal.tolist()
+    )
+    layers = (details["fixedPointLength"] - 1) // 2
+    cuts = details["thresholds"]
+    # the round whose threshold is the optimum came after the shots that sampled it
+    rounds_to_opt = next(
+        (i for i, t in enumerate(cuts) if t is not None and t <= stats.least * (1 + 1e-12)),
+        None,
+    )
+    return {
+        "placements": space.size,
+        "feasible": stats.count,
+        "optimal": int(stats.optimal.size),
+        "pOpt": details.get("probabilityOfOptimum", 0.0),
+        "pFeasible": details.get("probabilityFeasible", 0.0),
+        "ratioAll": details.get("uniformRatio", 0.0),
+        "ratioFeasible": details.get("feasibleSetRatio", 0.0),
+        "sampledOptimum": found,
+        "tts99Shots": details.get("tts99Shots"),
+        "rounds": details["rounds"],
+        "layers": layers,
+        "oracleQueries": details["oracleQueries"],
+        "descentQueries": layers * round_shots * details["rounds"],
+        "queriesToOptimum": None if rounds_to_opt is None else layers * round_shots * rounds_to_opt,
+        "seconds": seconds,
+    }
+
+
 def _spaces(
     families: Sequence[str], seeds: Sequence[int]
 ) -> list[tuple[str, int, int, subspace.PlacementSpace]]:
@@ -111,14 +165,41 @@ def fit(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
+def fit_threshold(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """delta x shots per round on the training families: how often the samples hold the optimum,
+    the median P(opt) and the median oracle queries until the descent reached it."""
+    seeds = list(instances.FITTING_SEEDS)[: args.seeds]
+    spaces = _spaces(sorted(instances.TRAINING_FAMILIES), seeds)
+    results = []
+    for delta, round_shots in itertools.product(_floats(args.deltas), _ints(args.round_shots)):
+        rows = [run_threshold(s, delta, round_shots, args.shots, seed) for _, _, seed, s in spaces]
+        reached = [r["queriesToOptimum"] for r in rows if r["queriesToOptimum"] is not None]
+        summary = {
+            "delta": delta,
+            "roundShots": round_shots,
+            "instances": len(rows),
+            "sampledOptimum": sum(r["sampledOptimum"] for r in rows),
+            "medianPOpt": float(np.median([r["pOpt"] for r in rows])),
+            "minPOpt": float(min(r["pOpt"] for r in rows)),
+            "medianQueriesToOptimum": float(np.median(reached)) if reached else None,
+            "medianOracleQueries": float(np.median([r["oracleQueries"] for r in rows])),
+        }
+        print(json.dumps(summary), flush=True)
+        results.append(summary)
+    return results
+
+
 def validate(args: argparse.Namespace) -> dict[str, Any]:
     seeds = list(instances.HELD_OUT_SEEDS)[: args.seeds]
     rows = []
     for name, pools, seed, space in _spaces(sorted(instances.HELD_OUT_FAMILIES), seeds):
-        row = run_instance(
-            space, args.depth, args.gamma, args.beta, args.penalty, args.mixer, args.shots, seed
-        )
-        row |= {"family": name, "pools": pools, "seed": seed}
+        if args.ansatz == "threshold":
+            row = run_threshold(space, args.delta, args.round_shots, args.shots, seed)
+        else:
+            row = run_instance(
+                space, args.depth, args.gamma, args.beta, args.penalty, args.mixer, args.shots, seed
+            )
+        row |= {"family": name, "pools": pools, "seed": seed, "ansatz": args.ansatz}
         print(json.dumps(row), flush=True)
         rows.append(row)
     possible = [r for r in rows if r["feasible"] >= 10 * r["optimal"]]
@@ -131,6 +212,13 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         "ratioFeasiblePossible": len(possible),
         "medianFeasibleFraction": float(np.median([r["feasible"] / r["placements"] for r in rows])),
     }
+    if args.ansatz == "threshold":
+        reached = [r["queriesToOptimum"] for r in rows if r["queriesToOptimum"] is not None]
+        summary |= {
+            "medianQueriesToOptimum": float(np.median(reached)) if reached else None,
+            "medianOracleQueries": float(np.median([r["oracleQueries"] for r in rows])),
+            "medianSeconds": float(np.median([r["seconds"] for r in rows])),
+        }
     print(json.dumps({"summary": summary}), flush=True)
     return summary
 
@@ -176,12 +264,22 @@ def classical_controls(space: subspace.PlacementSpace, budget: int, seed: int) -
 
 
 def controls(args: argparse.Namespace) -> dict[str, Any]:
-    """The classical controls on the held-out instances that ``validate`` runs, same seeds."""
+    """The classical controls on the held-out instances that ``validate`` runs, same seeds, at a
+    budget of ``--shots`` cost evaluations, or (``--budget queries``) of as many as the threshold
+    ansatz's descent used on that instance (its default options): oracle queries = layers x shots
+    over the rounds until a round found nothing below the threshold."""
     seeds = list(instances.HELD_OUT_SEEDS)[: args.seeds]
     rows = []
     for name, pools, seed, space in _spaces(sorted(instances.HELD_OUT_FAMILIES), seeds):
-        row = {"family": name, "pools": pools, "seed": seed, "budget": args.shots}
-        row |= classical_controls(space, args.shots, seed)
+        budget = args.shots
+        if args.budget == "descent":
+            budget = run_threshold(
+                space, threshold.DEFAULT_DELTA, threshold.DEFAULT_ROUND_SHOTS, args.shots, seed
+            )["descentQueries"]
+        row = {"family": name, "pools": pools, "seed": seed, "budget": budget}
+        start = time.perf_counter()
+        row |= classical_controls(space, budget, seed)
+        row["seconds"] = time.perf_counter() - start
         print(json.dumps(row), flush=True)
         rows.append(row)
     keys = ("uniformFound", "localSearchFound", "geneticFound", "annealFound")
@@ -197,17 +295,26 @@ def wall_one(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     problem = instances.family_problem("wall", args.shards, args.pools, args.seed)
     build = time.perf_counter() - start
-    options = onehot.OneHotOptions(depth=args.depth, shots=args.shots, seed=args.seed)
-    answer = onehot.OneHotQAOASolver(options).solve(problem)
+    solver: threshold.ThresholdQAOASolver | onehot.OneHotQAOASolver
+    if args.ansatz == "threshold":
+        solver = threshold.ThresholdQAOASolver(
+            threshold.ThresholdOptions(shots=args.shots, seed=args.seed)
+        )
+    else:
+        solver = onehot.OneHotQAOASolver(
+            onehot.OneHotOptions(depth=args.depth, shots=args.shots, seed=args.seed)
+        )
+    answer = solver.solve(problem)
     peak = memory.peak_bytes()  # the solver's own, before the exact check below
     solution = planner.verify(problem, answer)
     details = solution.details
     row = {
+        "ansatz": args.ansatz,
         "shards": args.shards,
         "pools": args.pools,
         "amplitudes": details["amplitudes"],
-        "stateGiB": details["stateBytes"] / 2**30,
-        "depth": args.depth,
+        "stateGiB": details.get("stateBytes", 0) / 2**30,
+        "depth": answer.depth,
         "method": solution.method,
         "gap": solution.gap,
         "pOpt": details["probabilityOfOptimum"],
@@ -216,7 +323,9 @@ def wall_one(args: argparse.Namespace) -> dict[str, Any]:
         "instanceSeconds": build,
         "solveSeconds": answer.wall_seconds,
         "evaluationSeconds": details["evolveSeconds"],
-        "secondsPerLayer": details["evolveSeconds"] / max(args.depth, 1),
+        "secondsPerLayer": details["evolveSeconds"] / max(answer.depth, 1),
+        "rounds": details.get("rounds"),
+        "oracleQueries": details.get("oracleQueries"),
         "peakRssGiB": peak / 2**30,
     }
     print(json.dumps(row), flush=True)
@@ -231,7 +340,7 @@ def wall(args: argparse.Namespace) -> list[dict[str, Any]]:
         command = [
             sys.executable, "-m", "greenshard.experiments.onehot_schedule", "wall-one",
             "--shards", str(shards), "--pools", str(args.pools), "--depth", str(args.depth),
-            "--shots", str(args.shots), "--seed", str(args.seed),
+            "--shots", str(args.shots), "--seed", str(args.seed), "--ansatz", args.ansatz,
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -244,6 +353,10 @@ def wall(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -263,19 +376,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     val.add_argument("--beta", type=float, default=onehot.DEFAULT_RAMP_BETA)
     val.add_argument("--penalty", type=float, default=onehot.DEFAULT_PENALTY)
     val.add_argument("--shots", type=int, default=onehot.DEFAULT_SHOTS)
-    sub.choices["controls"].add_argument("--shots", type=int, default=onehot.DEFAULT_SHOTS)
+    val.add_argument("--ansatz", choices=("threshold", "onehot"), default="onehot")
+    val.add_argument("--delta", type=float, default=threshold.DEFAULT_DELTA)
+    val.add_argument("--round-shots", type=int, default=threshold.DEFAULT_ROUND_SHOTS)
+    ctl = sub.choices["controls"]
+    ctl.add_argument("--shots", type=int, default=onehot.DEFAULT_SHOTS)
+    ctl.add_argument("--budget", choices=("shots", "descent"), default="shots")
+    fth = sub.add_parser("fit-threshold")
+    fth.add_argument("--seeds", type=int, default=2)
+    fth.add_argument("--deltas", default="0.1,0.2,0.3,0.4,0.5")
+    fth.add_argument("--round-shots", default="2,3,4,8")
+    fth.add_argument("--shots", type=int, default=threshold.DEFAULT_SHOTS)
     for name in ("wall", "wall-one"):
         w = sub.add_parser(name)
         w.add_argument("--pools", type=int, default=5)
         w.add_argument("--depth", type=int, default=onehot.DEFAULT_DEPTH)
         w.add_argument("--shots", type=int, default=onehot.DEFAULT_SHOTS)
         w.add_argument("--seed", type=int, default=instances.HELD_OUT_SEEDS[0])
+        w.add_argument("--ansatz", choices=("threshold", "onehot"), default="threshold")
     sub.choices["wall"].add_argument("--min-shards", type=int, default=4)
     sub.choices["wall"].add_argument("--max-shards", type=int, default=12)
     sub.choices["wall-one"].add_argument("--shards", type=int, required=True)
     args = parser.parse_args(argv)
     commands = {
         "fit": fit,
+        "fit-threshold": fit_threshold,
         "validate": validate,
         "controls": controls,
         "wall": wall,
