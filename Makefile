@@ -88,6 +88,10 @@ bench-observe: venv ## One pass's observe per InferenceDeployment at 5000 nodes,
 bench-queue: venv ## A converged controller pass at 5000 nodes x 200 deployments: every deployment vs the queue (no cluster).
 	$(PY) hack/bench_queue.py
 
+.PHONY: bench-qokit
+bench-qokit: venv ## Our QAOA simulators beside QOKit's (its own venv, its C backend built here).
+	$(PY) hack/bench_qokit.py
+
 .PHONY: chaos
 chaos: venv tools ## Fault injection, full numbers: 50 operator SIGKILLs, 10 apiserver + 3 etcd restarts, injected API errors.
 	rm -f hack/.state/chaos/results.jsonl

@@ -63,7 +63,14 @@ def test_static_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     check_figures(report, tmp_path / "static", {"solvers.png", "evaluation.png"})
     rows = table_rows(report, "## Optimality gap")
     solvers = {r[1] for r in rows}
-    assert {"qaoa p=1", "qaoa p=3", "bruteforce", "genetic", "anneal"} <= solvers
+    assert {
+        "qaoa p=1",
+        "qaoa p=3",
+        "qaoa threshold (default)",
+        "bruteforce",
+        "genetic",
+        "anneal",
+    } <= solvers
     for row in rows:  # every answer verified optimal (QAOA after its local search)
         assert row[3] == f"{row[2]}/{row[2]}", row
         assert float(row[4]) == 0.0

@@ -52,7 +52,7 @@ class Task:
     kind: str  # solve | evaluation | bandwidth
     qubits: int = 0
     seed: int = 0
-    solver: str = ""  # qaoa | bruteforce | genetic | anneal
+    solver: str = ""  # qaoa (binary, the preprint's) | threshold (the default) | bruteforce | ...
     depth: int = 0
     instance: int = 0  # the i-th feasible instance from seed
     repeat: int = 1
@@ -84,10 +84,13 @@ def _solve(task: Task) -> dict[str, Any]:
     seed = feasible_seeds(task.qubits, task.seed, task.instance + 1)[task.instance]
     problem = instances.synthetic_problem(task.qubits, seed)
     config = SolverConfig(algorithm=task.solver, seed=seed, max_qubits=task.qubits)
+    if task.solver == "threshold":  # the operator's default QAOA
+        config = SolverConfig(algorithm="qaoa", ansatz="threshold", seed=seed, max_qubits=28)
     if task.solver == "qaoa":
         cobyla = task.depth <= 5
         config = SolverConfig(
             algorithm="qaoa",
+            ansatz="binary",
             max_qubits=task.qubits,
             depth=task.depth,
             seed=seed,
@@ -185,6 +188,8 @@ def bytes_per_evaluation(qubits: int, depth: int) -> float:
 
 
 def label(solver: str, depth: int) -> str:
+    if solver == "threshold":
+        return "qaoa threshold (default)"
     if solver != "qaoa":
         return solver
     return f"qaoa p={depth}" + ("" if depth <= 5 else " (default ramp)")
@@ -201,6 +206,7 @@ def run(out: Path, seed: int = 0, quick: bool = False) -> Path:
         for solver, depth in [
             *(("qaoa", p) for p in config.depths),
             *([("qaoa", 100)] if config.default_depth else []),
+            ("threshold", 0),
             ("bruteforce", 0),
             ("genetic", 0),
             ("anneal", 0),
