@@ -439,6 +439,17 @@ class SampleFigures:
         return {"samplingFoundOptimum": found}
 
 
+NO_SAMPLE = "QAOA sampled no feasible placement"
+
+
+def nothing_feasible(space: subspace.PlacementSpace, name: str) -> base.Answer | None:
+    """No answer when no placement is feasible (nothing to mark or simulate): the planner's
+    exact reference says why. None otherwise."""
+    if space.stats.count:
+        return None
+    return base.Answer(None, "qaoa-sample", name, NO_SAMPLE, tie_rule=True)
+
+
 @dataclass
 class OneHotQAOASolver:
     """QAOA with the one-hot XY-mixer ansatz; the answer is the best feasible *sample* (no local
@@ -454,9 +465,8 @@ class OneHotQAOASolver:
         opts = self.options
         space = subspace.PlacementSpace(problem)
         stats = space.stats
-        no_answer = "QAOA sampled no feasible placement"
-        if stats.count == 0:  # nothing to simulate: the planner's exact reference says why
-            return base.Answer(None, "qaoa-sample", self.name, no_answer, tie_rule=True)
+        if (refused := nothing_feasible(space, self.name)) is not None:
+            return refused
         sim = SubspaceSimulator(space, mixer=opts.mixer, penalty=opts.penalty, threads=opts.threads)
         gammas, betas = linear_ramp(opts.depth, opts.ramp_gamma, opts.ramp_beta)
         state = sim.state(gammas, betas)
@@ -493,7 +503,7 @@ class OneHotQAOASolver:
             sampled,
             "qaoa-sample",
             self.name,
-            no_answer,
+            NO_SAMPLE,
             tie_rule=True,
             qubits=space.num_shards * space.num_pools,
             depth=opts.depth,

@@ -262,9 +262,8 @@ class ThresholdQAOASolver:
         opts = self.options
         space = subspace.PlacementSpace(problem)
         stats = space.stats
-        no_answer = "QAOA sampled no feasible placement"
-        if stats.count == 0:  # nothing to mark: the planner's exact reference says why
-            return base.Answer(None, "qaoa-sample", self.name, no_answer, tie_rule=True)
+        if (refused := onehot.nothing_feasible(space, self.name)) is not None:
+            return refused
         size = space.size
         length = fixed_point_length(size, opts.delta)
         alphas, betas = fixed_point_angles(length, opts.delta)
@@ -308,7 +307,7 @@ class ThresholdQAOASolver:
         if best_index < 0:
             details |= {"probabilityOfOptimum": 0.0, "sampledFeasible": False}
             return base.Answer(
-                None, "qaoa-sample", self.name, no_answer, tie_rule=True, details=details
+                None, "qaoa-sample", self.name, onehot.NO_SAMPLE, tie_rule=True, details=details
             )
         # The production state: the best placements found marked (inclusive threshold).
         final_count = marked.count(threshold, inclusive=True)
@@ -337,7 +336,7 @@ class ThresholdQAOASolver:
             sampled,
             "qaoa-sample",
             self.name,
-            no_answer,
+            onehot.NO_SAMPLE,
             tie_rule=True,
             qubits=space.num_shards * space.num_pools,
             depth=layers,
