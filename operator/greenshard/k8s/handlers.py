@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import kopf
@@ -38,12 +38,41 @@ def _controller(memo: Any) -> ctl.Controller | None:
     return getattr(memo, "controller", None)
 
 
-@kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+class Backoffs:
+    """kopf's retry delays for its API requests (the watches), without an end: 1, 1, 2, 3, 5, 8,
+    13, 21, then every 30 s for as long as the API server is away.
+
+    kopf retries a failing request over ``settings.networking.error_backoffs`` and then gives
+    up; a watch that gives up stops the whole operator. Its default (8 retries, 54 s) was
+    shorter than the API outages that restarting kube-apiserver and etcd a few times in a row
+    makes: the operator stopped, and its process then hung without a controller (the chaos
+    restart scenario at full numbers). Not ``Sized``, and iterable again per request, as kopf
+    reads it."""
+
+    FIRST = (1.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0)
+    THEN = 30.0
+
+    def __iter__(self) -> Iterator[float]:
+        yield from self.FIRST
+        while True:
+            yield self.THEN
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf's settings for this operator."""
     settings.posting.enabled = False  # our own Events only; never log lines as Events
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
+    settings.networking.error_backoffs = Backoffs()  # watches outlast any API outage
+    # If kopf stops anyway and its shutdown hangs, exit after the cleanup's own bounds (30 s
+    # for the controller loop, 30 s for the refresher) instead of kopf's default 10 minutes.
+    settings.process.ultimate_exiting_timeout = 90
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings)
     metrics: Metrics = memo.get("metrics") or Metrics()
     api = kube.KubeApi(
         kube.load_client(os.environ.get("KUBECONFIG")),
