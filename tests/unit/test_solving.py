@@ -32,9 +32,10 @@ def test_a_plan_in_the_child_matches_planning_inline() -> None:
 
 def test_past_the_time_bound_the_best_answer_so_far_is_used_and_says_why() -> None:
     problem = instances.synthetic_problem(16, seed=3)
-    runner = solving.SolverRunner(timeout_seconds=0.05)  # QAOA cannot finish in time
+    # binary QAOA at p = 100 cannot finish in 0.05 s (the threshold default can, at 4**8)
+    runner = solving.SolverRunner(timeout_seconds=0.05)
     try:
-        plan = asyncio.run(runner.plan(problem, SolverConfig(algorithm="qaoa")))
+        plan = asyncio.run(runner.plan(problem, SolverConfig(algorithm="qaoa", ansatz="binary")))
     finally:
         runner.close()
     reason = plan.solution.details["fallbackReason"]
