@@ -194,15 +194,3 @@ def test_bench_queue_runs_small() -> None:
         "AFTER: one deployment marked": "1",
     }, lines
     assert lines[-1] == "API writes during the timed passes: 0"
-
-
-def test_the_pods_of_a_deleted_deployment_going_visit_the_others(quiet: Any) -> None:
-    controller, api, _ = quiet
-    del api.caches.infds[key(8)]
-    asyncio.run(handlers.attach(memo=memo(controller), name="m8", namespace="ml", type="DELETED"))
-    assert len(run(controller)) == COUNT - 1  # its pods still hold the GPUs here
-    # then its pods go: the GPUs they held are free for the others (e2e: three tenants)
-    controller.pod_event(gpu_pod("Running", owner="m8"), deleted=True)
-    assert len(run(controller)) == COUNT - 1
-    controller.pod_event(gpu_pod("Running", owner="m4"), deleted=True)  # ours: its owner only
-    assert run(controller) == [key(4)]

@@ -199,10 +199,7 @@ class Controller(Loop):
             return
         pod = (namespace, str(facts.get("name") or ""))
         holding = "" if deleted or not tenancy.holds_capacity(facts) else str(facts["node"])
-        # A pod of a deployment already deleted was never tracked here (it was ours): its going
-        # frees the GPUs the others wait for.
-        orphan_going = bool(owner) and not holding
-        if self.gpu_pods.get(pod, "") != holding or orphan_going:
+        if self.gpu_pods.get(pod, "") != holding:
             if holding:
                 self.gpu_pods[pod] = holding
             else:
