@@ -174,7 +174,6 @@ class Marked:
 
     space: subspace.PlacementSpace
     block: int = subspace.BLOCK  # table entries a scan holds at once
-    scans: int = 0
 
     def _rows(self, lo: int, hi: int, threshold: float, inclusive: bool) -> npt.NDArray[np.bool_]:
         ok = self.space.feasible_rows(lo, hi).copy()
@@ -189,7 +188,6 @@ class Marked:
     def count(self, threshold: float, inclusive: bool = False) -> int:
         if not math.isfinite(threshold):
             return self.space.stats.count
-        self.scans += 1
         return sum(
             int(np.count_nonzero(self._rows(lo, hi, threshold, inclusive)))
             for lo, hi in self.space.row_blocks(self.block)
@@ -203,7 +201,6 @@ class Marked:
         wanted = ranks[order]
         out = np.empty(ranks.size, dtype=np.int64)
         seen, at = 0, 0
-        self.scans += 1
         cols = self.space.cols
         for lo, hi in self.space.row_blocks(self.block):
             if at == wanted.size:
