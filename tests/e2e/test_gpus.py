@@ -191,9 +191,25 @@ def test_three_tenants_one_green_pool(cluster: Any, operator: Operator, namespac
         assert eu[0]["free"] == 0 and "alpha" in eu[0]["heldBy"], eu
     cluster.kubectl("delete", "infd", "alpha", namespace=namespace)
 
+    seen: dict[str, Any] = {}
+
     def moved_in() -> Any:
         """Bravo and charlie both wait for eu-north-1; the first to re-plan books it."""
         bodies = {n: get(cluster, namespace, n) for n in ("bravo", "charlie")}
+        seen.update(
+            {
+                n: {
+                    "pools": b["status"].get("poolsSummary"),
+                    "ready": condition(b, "Ready"),
+                    "capacity": b["status"].get("capacity"),
+                    "pods": {
+                        p["metadata"]["name"]: (p["spec"].get("nodeName"), p["status"].get("phase"))
+                        for p in cluster.items("pods", namespace=namespace)
+                    },
+                }
+                for n, b in bodies.items()
+            }
+        )
         inside = {
             n: b
             for n, b in bodies.items()
@@ -202,7 +218,10 @@ def test_three_tenants_one_green_pool(cluster: Any, operator: Operator, namespac
         }
         return inside or None
 
-    inside = wait_for("bravo or charlie moves into eu-north-1", moved_in, timeout=240)
+    try:
+        inside = wait_for("bravo or charlie moves into eu-north-1", moved_in, timeout=240)
+    except AssertionError as err:
+        raise AssertionError(f"{err}; last seen: {seen}") from None
     assert len(inside) == 1, list(inside)
     ((name, body),) = inside.items()
     assert_not_overbooked(cluster)

@@ -425,3 +425,53 @@ def test_a_new_replica_count_reaches_the_statefulsets_even_where_the_pools_stay(
     run(controller)
     assert [row["pool"] for row in api.caches.infds[KEY]["status"]["placement"]] == pools
     assert {f["replicas"] for k, f in sets.items() if k.startswith("StatefulSet/")} == {2}
+
+
+class PodIndex(dict[tuple[str, str], list[dict[str, Any]]]):
+    """The pod index as the handlers expose it: (ns, owner) -> pod facts, and every pod."""
+
+    def all(self) -> list[dict[str, Any]]:
+        return [facts for pods in self.values() for facts in pods]
+
+
+def test_a_deleted_deployment_frees_its_gpus_at_once_when_its_last_pod_goes(
+    world: tuple[ctl.Controller, FakeApi, Clock],
+) -> None:
+    """Its GPUs are freed together, not pod by pod (freed pod by pod, two waiting tenants each
+    re-planned into half of the green pool and split it between them)."""
+    controller, api, _ = world
+    api.caches.infds[KEY]["spec"]["sharding"]["replicas"] = 1
+    other = infd()
+    other["spec"]["sharding"]["replicas"] = 1
+    other["metadata"] = {**other["metadata"], "name": "other", "uid": "u-2"}
+    api.caches.infds = {("ml", "other"): other, **api.caches.infds}
+    run(controller)
+    booking = controller.records[("ml", "other")].booking
+    assert booking is not None and sum(booking.gpus.values()) > 0
+    pods = [
+        {
+            "namespace": "ml",
+            "name": f"other-{node}-{i}",
+            "node": node,
+            "phase": "Running",
+            "owner": "other",
+            "gpus": 1,
+            "memoryBytes": 0.0,
+        }
+        for node, gpus in booking.gpus.items()
+        for i in range(gpus)
+    ]
+    api.caches.pods = PodIndex({("ml", "other"): pods})
+    booked, _ = controller._held(KEY)
+    del api.caches.infds[("ml", "other")]
+    run(controller)
+    assert controller._held(KEY)[0] == booked
+    api.caches.pods[("ml", "other")] = pods[: len(pods) // 2]  # half deleted: all still held
+    run(controller)
+    held, holders = controller._held(KEY)
+    assert held == booked
+    assert all("InferenceDeployment ml/other" in who for who in holders.values())
+    api.caches.pods[("ml", "other")] = []  # the last pod has gone
+    run(controller)
+    assert controller._held(KEY) == ({}, {})
+    assert controller.departing == {}

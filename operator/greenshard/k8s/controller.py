@@ -117,6 +117,7 @@ class Record:
     kept_reason: str = ""
     gate: PatchGate = field(default_factory=PatchGate)
     booking: tenancy.Booking | None = None  # what this deployment's plan books, per node
+    dry_run: bool = False  # spec.mode DryRun: books nothing
     holders: dict[str, dict[str, int]] = field(default_factory=dict)  # node -> who -> GPUs
 
 
@@ -140,6 +141,11 @@ class Controller(Loop):
         self.hour = hour
         self.caches = Caches()
         self.records: dict[Key, Record] = {}
+        # Deleted InferenceDeployments whose pods are still going: what they booked stays held
+        # until the last of their pods is gone, so that the GPUs they free are freed at once.
+        # Freed pod by pod, two waiting tenants would each re-plan into part of them and split
+        # the green pool between them, neither able to take the whole.
+        self.departing: dict[Key, tenancy.Booking] = {}
         self.attached = False
 
     def attach(self, caches: Caches) -> None:
@@ -155,9 +161,16 @@ class Controller(Loop):
         keys = sorted(self.caches.infds.keys())
         for key in list(self.records):
             if key not in self.caches.infds:
-                del self.records[key]
+                gone = self.records.pop(key)
+                if gone.booking is not None and not gone.dry_run:
+                    self.departing[key] = gone.booking
                 if self.metrics:
                     self.metrics.forget(key[0], key[1])
+        for key in list(self.departing):
+            if key in self.caches.infds or not any(
+                tenancy.holds_capacity(facts) for facts in self.caches.pods.get(key) or []
+            ):
+                del self.departing[key]  # its last pod has gone (or it is back): GPUs free
         for done, key in enumerate(keys):
             if self.metrics:
                 self.metrics.queued(len(keys) - done)
@@ -204,6 +217,7 @@ class Controller(Loop):
         if isinstance(seen, Invalid):
             # what reporting the failure reads, parsed once
             return await self._fail(key, body, record, seen, shown_of(body), generation_of(body))
+        record.dry_run = seen.settings.mode == "DryRun"
         held, record.holders = self._held(key)
         seen = dataclasses.replace(
             seen,
@@ -283,8 +297,11 @@ class Controller(Loop):
     def _held(self, key: Key) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
         """GPUs others hold per node: foreign pods, and every other InferenceDeployment's
         booking (its plan made here if any, else its status), or its pods where larger.
-        A DryRun deployment books nothing."""
-        bookings: dict[Key, tenancy.Booking] = {}
+        A DryRun deployment books nothing; a deleted one books what it did until its last pod
+        has gone."""
+        bookings: dict[Key, tenancy.Booking] = {
+            other: booking for other, booking in self.departing.items() if other != key
+        }
         for other in self.caches.infds:
             if other == key:
                 continue
