@@ -422,6 +422,16 @@ EOF
   log "kube-apiserver ready on https://127.0.0.1:$API_PORT ($(elapsed "$t0")s)"
 
   # kube-controller-manager, kube-scheduler, kwok --------------------------------
+  # KWOK renews every node's Lease; on two cores thousands of nodes lag behind, and an API
+  # server down for a minute (the chaos suite restarts it) stops every renewal. With the
+  # upstream 40 s lease and 50 s grace period the node lifecycle controller then marks every
+  # node NotReady and every pod Ready=False, which KWOK never turns back. So the lease and
+  # the grace period grow with the node count: 40 s / 180 s up to 1000 nodes, then 1 s of
+  # lease per 25 nodes and a grace period of 4 leases (5000 nodes: 200 s / 800 s).
+  local lease_s=40 grace_s=180
+  if [[ -n "$nodes_n" ]] && (( nodes_n > 1000 )); then
+    lease_s=$(( nodes_n / 25 )); grace_s=$(( 4 * lease_s ))
+  fi
   start kube-controller-manager "$BIN_DIR/kube-controller-manager" \
     --kubeconfig="$STATE_DIR/kube-controller-manager.kubeconfig" \
     --authentication-kubeconfig="$STATE_DIR/kube-controller-manager.kubeconfig" \
@@ -433,6 +443,7 @@ EOF
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --kube-api-qps=200 --kube-api-burst=400 \
+    --node-monitor-grace-period="${grace_s}s" \
     --profiling=false --v=1
   cat > "$STATE_DIR/kube-scheduler.yaml" <<EOF
 apiVersion: kubescheduler.config.k8s.io/v1
@@ -458,7 +469,7 @@ EOF
   start kwok env HOME="$STATE_DIR/kwok-home" "$BIN_DIR/kwok" \
     --kubeconfig="$STATE_DIR/kwok.kubeconfig" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-    --cidr="$KWOK_POD_CIDR" --node-ip=10.0.0.1 --node-lease-duration-seconds=40 \
+    --cidr="$KWOK_POD_CIDR" --node-ip=10.0.0.1 --node-lease-duration-seconds="$lease_s" \
     --server-address="127.0.0.1:$KWOK_PORT"
   wait_for kube-controller-manager 60 https_ok "$KCM_PORT" /healthz
   wait_for kube-scheduler 60 https_ok "$SCHED_PORT" /healthz
