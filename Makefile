@@ -84,6 +84,10 @@ bench-operator: venv tools ## apply -> Ready on 50 KWOK nodes; 20 deployments on
 bench-observe: venv ## One pass's observe per InferenceDeployment at 5000 nodes, cached and not (no cluster).
 	$(PY) hack/bench_observe.py
 
+.PHONY: bench-queue
+bench-queue: venv ## A converged controller pass at 5000 nodes x 200 deployments: every deployment vs the queue (no cluster).
+	$(PY) hack/bench_queue.py
+
 .PHONY: bench-qokit
 bench-qokit: venv ## Our QAOA simulators beside QOKit's (its own venv, its C backend built here).
 	$(PY) hack/bench_qokit.py

@@ -150,6 +150,9 @@ def infd(**spec_changes: Any) -> dict[str, Any]:
 
 
 def run(controller: ctl.Controller) -> None:
+    """A pass that looks at every deployment (as after any change; the queue that picks which
+    ones a pass visits is tested in test_controller_queue.py)."""
+    controller.mark_all()
     asyncio.run(controller.pass_all())
 
 

@@ -29,6 +29,7 @@ from greenshard.k8s.observe import (
     Caches,
     Invalid,
     Key,
+    NodeSet,
     Observed,
     Shown,
     generation_of,
@@ -39,6 +40,10 @@ from greenshard.k8s.observe import shown as shown_of
 from greenshard.solvers.registry import SolverConfig
 
 log = structlog.get_logger("greenshard.controller")
+
+# The queue's safety net: every deployment is looked at this often even without an event
+# (GREENSHARD_FULL_SWEEP_SECONDS); between sweeps a pass visits only the changed and due ones.
+FULL_SWEEP_SECONDS = 60.0
 
 # Transient API failures (busy, down, slow, a raced write) are retried quietly with backoff;
 # this many passes in a row make the deployment Degraded, reason ApiUnavailable.
@@ -115,6 +120,7 @@ class Record:
     retry_at: float = float("-inf")
     optimized_at: str = ""
     kept_reason: str = ""
+    reoptimize_seconds: float | None = None  # spec.carbon.reoptimizeInterval, once parsed
     gate: PatchGate = field(default_factory=PatchGate)
     booking: tenancy.Booking | None = None  # what this deployment's plan books, per node
     dry_run: bool = False  # spec.mode DryRun: books nothing
@@ -131,6 +137,7 @@ class Controller(Loop):
         clock: Callable[[], float] = time.monotonic,
         max_qubits: int = 24,
         allowed_service_accounts: frozenset[str] = frozenset(),
+        sweep_seconds: float = FULL_SWEEP_SECONDS,
     ) -> None:
         super().__init__(clock)
         self.api = api
@@ -147,40 +154,136 @@ class Controller(Loop):
         # the green pool between them, neither able to take the whole.
         self.departing: dict[Key, tenancy.Booking] = {}
         self.attached = False
+        # The queue: keys marked by events, when each key is next due without one, whether
+        # everything must be looked at, and the periodic full sweep (a safety net).
+        self.dirty: set[Key] = set()
+        self.due: dict[Key, float] = {}
+        self.everything = True
+        self.sweep_seconds = sweep_seconds
+        self.next_sweep = float("-inf")
+        self.nodes_version = -1  # ParsedNodes.version last looked at
+        # The parsed nodes as this pass began (a node change during the pass moves the version:
+        # the next pass visits everyone), so that a pass compares the node index once, not
+        # once per deployment.
+        self.nodes: NodeSet | None = None
+        self.gpu_pods: dict[Key, str] = {}  # GPU pods of other tenants -> the node they hold
+        self.visited: list[Key] = []  # the keys the last pass reconciled (tests, benchmarks)
+        self.visits = 0  # reconciles so far
+        self.sweeps = 0  # passes that looked at every key
 
     def attach(self, caches: Caches) -> None:
         self.caches = caches
         self.attached = True
-        self.wake.set()
+        self.mark_all()
 
     def ready(self) -> bool:
         return self.attached
 
+    # ------------------------------------------------------------------------- the queue
+
+    def mark(self, key: Key) -> None:
+        """Something about ``key`` changed (its body, an object it owns, one of its pods):
+        the next pass visits it."""
+        self.dirty.add(key)
+        self.wake.set()
+
+    def mark_all(self) -> None:
+        """Something every deployment reads changed (capacity, a GridProfile, a deletion):
+        the next pass visits them all."""
+        self.everything = True
+        self.wake.set()
+
+    def pod_event(self, facts: dict[str, Any], deleted: bool = False) -> None:
+        """A pod event: ours mark their owner; a GPU pod of anyone else marks every deployment
+        when it starts or stops holding a node (not on every status update)."""
+        owner = str(facts.get("owner") or "")
+        namespace = str(facts.get("namespace") or "")
+        if owner and (namespace, owner) in self.caches.infds:
+            self.mark((namespace, owner))
+            return
+        if not facts.get("gpus"):
+            return
+        pod = (namespace, str(facts.get("name") or ""))
+        holding = "" if deleted or not tenancy.holds_capacity(facts) else str(facts["node"])
+        # A pod of a deployment already deleted was never tracked here (it was ours): its going
+        # frees the GPUs the others wait for.
+        orphan_going = bool(owner) and not holding
+        if self.gpu_pods.get(pod, "") != holding or orphan_going:
+            if holding:
+                self.gpu_pods[pod] = holding
+            else:
+                self.gpu_pods.pop(pod, None)
+            self.mark_all()
+
+    def _take(self, now: float) -> list[Key]:
+        """The keys this pass visits: the dirty and the due ones, or every one when something
+        everybody reads changed or the periodic sweep is due."""
+        try:
+            self.nodes = self.caches.parsed_nodes.current(self.caches.nodes)
+            version = self.caches.parsed_nodes.version
+        except Exception:  # a node that does not parse: each deployment reports it
+            self.nodes, version = None, -1
+        if version != self.nodes_version or version < 0:
+            self.nodes_version = version
+            self.everything = True
+        dirty, self.dirty = self.dirty, set()
+        if self.everything or now >= self.next_sweep:
+            self.everything = False
+            self.next_sweep = now + self.sweep_seconds
+            self.sweeps += 1
+            return sorted(set(self.caches.infds.keys()) | set(self.records) | dirty)
+        dirty.update(key for key, at in self.due.items() if at <= now)
+        return sorted(dirty)
+
+    def _schedule(self, key: Key, record: Record, now: float) -> None:
+        """When ``key`` must be visited again without any event: its retry after a failure,
+        its reoptimizeInterval, and the re-check of a status patch not seen back yet."""
+        times = [record.retry_at]
+        if record.reoptimize_seconds is not None:
+            times.append(record.planned_at + record.reoptimize_seconds)
+        if record.gate.patch is not None:
+            times.append(record.gate.sent_at + record.gate.window)
+        future = [t for t in times if t > now]
+        if future:
+            self.due[key] = min(future)
+        else:
+            self.due.pop(key, None)
+
+    def _forget(self, key: Key) -> None:
+        gone = self.records.pop(key, None)
+        if gone is not None and gone.booking is not None and not gone.dry_run:
+            self.departing[key] = gone.booking
+        self.due.pop(key, None)
+        if self.metrics:
+            self.metrics.forget(key[0], key[1])
+
     async def pass_all(self) -> None:
-        """Reconcile every known InferenceDeployment; forget the ones that are gone."""
-        keys = sorted(self.caches.infds.keys())
-        for key in list(self.records):
-            if key not in self.caches.infds:
-                gone = self.records.pop(key)
-                if gone.booking is not None and not gone.dry_run:
-                    self.departing[key] = gone.booking
-                if self.metrics:
-                    self.metrics.forget(key[0], key[1])
+        """Reconcile the InferenceDeployments that changed or are due (every one at a sweep);
+        forget the ones that are gone."""
         for key in list(self.departing):
             if key in self.caches.infds or not any(
                 tenancy.holds_capacity(facts) for facts in self.caches.pods.get(key) or []
             ):
                 del self.departing[key]  # its last pod has gone (or it is back): GPUs free
+        keys = self._take(self.clock())
+        self.visited = []
         for done, key in enumerate(keys):
             if self.metrics:
                 self.metrics.queued(len(keys) - done)
+            if key not in self.caches.infds:
+                if key in self.records:
+                    self._forget(key)
+                continue
             body = first(self.caches.infds.get(key))
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
                 continue
             start = self.heartbeat = self.clock()  # liveness sees every deployment, not passes
             record = self.records.setdefault(key, Record())
             if start < record.retry_at:
-                continue  # backing off after an error; others go on
+                self.due[key] = record.retry_at  # backing off after an error; others go on
+                continue
+            self.visited.append(key)
+            self.visits += 1
             outcome = Outcome.ERROR
             try:
                 outcome = await self.reconcile(key, body)
@@ -195,8 +298,10 @@ class Controller(Loop):
                     self._back_off(record)
                 else:
                     record.failures, record.retry_at = 0, float("-inf")
+                self._schedule(key, record, self.clock())
                 if self.metrics and outcome != Outcome.UNCHANGED:
                     self.metrics.reconciled(outcome, self.clock() - start)
+        self.nodes = None  # a reconcile outside a pass looks the nodes up itself
         if self.metrics:
             self.metrics.queued(0)
 
@@ -213,11 +318,14 @@ class Controller(Loop):
     async def reconcile(self, key: Key, body: Any) -> Outcome:
         """Observe, decide, build the desired Deployments, apply, report."""
         record = self.records.setdefault(key, Record())
-        seen = observe(key, body, self.caches, self.max_qubits, self.allowed_service_accounts)
+        seen = observe(
+            key, body, self.caches, self.max_qubits, self.allowed_service_accounts, self.nodes
+        )
         if isinstance(seen, Invalid):
             # what reporting the failure reads, parsed once
             return await self._fail(key, body, record, seen, shown_of(body), generation_of(body))
         record.dry_run = seen.settings.mode == "DryRun"
+        record.reoptimize_seconds = seen.settings.reoptimize_seconds
         held, record.holders = self._held(key)
         seen = dataclasses.replace(
             seen,
@@ -379,10 +487,14 @@ class Controller(Loop):
             )
             record.optimized_at = str(shown_at) if restart and shown_at else now_iso()
             record.plan = chosen  # an unchanged answer keeps the old plan: no status churn
-            record.booking = tenancy.booking_from_packing(
+            booking = tenancy.booking_from_packing(
                 model.packing(chosen.problem, chosen.solution.placement),
                 model.gpus_per_replica(chosen.problem, chosen.solution.placement),
             )
+            before = record.booking or tenancy.booking_from_status(seen.shown.status)
+            if booking != before and seen.settings.mode != "DryRun":
+                self.mark_all()  # what the others see as held changed
+            record.booking = booking
         record.error = ""
         if self.metrics:
             self.metrics.planned(

@@ -1,8 +1,11 @@
 """kopf wiring: indexes as the controller's caches, a probe, startup and cleanup.
 
 No handler writes to the API: kopf keeps caches (indexes, fully listed before any handler runs)
-and wakes the controller; :mod:`greenshard.k8s.controller` does the work. No daemons or timers
-(kopf would put a finalizer on every object for them): the controller loop runs as one task.
+and the event handlers tell the controller which InferenceDeployments an event concerns (its
+queue: :meth:`.controller.Controller.mark`, ``mark_all``); :mod:`greenshard.k8s.controller` does
+the work. Node events do not even wake it: the controller looks at the parsed nodes' version at
+every pass (at least once a second), so a heartbeat marks nothing. No daemons or timers (kopf
+would put a finalizer on every object for them): the controller loop runs as one task.
 """
 
 from __future__ import annotations
@@ -31,10 +34,8 @@ from greenshard.k8s.metrics import Metrics
 LOOP_STALE_SECONDS = 120.0
 
 
-def _wake(memo: Any) -> None:
-    ctrl = getattr(memo, "controller", None)
-    if ctrl is not None:
-        ctrl.wake.set()
+def _controller(memo: Any) -> ctl.Controller | None:
+    return getattr(memo, "controller", None)
 
 
 class Backoffs:
@@ -97,6 +98,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             for n in os.environ.get("GREENSHARD_ALLOWED_SERVICE_ACCOUNTS", "").split(",")
             if n.strip()
         ),
+        sweep_seconds=float(
+            os.environ.get("GREENSHARD_FULL_SWEEP_SECONDS", str(ctl.FULL_SWEEP_SECONDS))
+        ),
     )
     memo.stopped = asyncio.Event()
     memo.loop_task = asyncio.create_task(memo.controller.run(memo.stopped))
@@ -146,14 +150,15 @@ def controller_loop(memo: kopf.Memo, **_: Any) -> str:
 
 
 @kopf.index("", "v1", "nodes")
-def node_index(name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, Any]:
-    _wake(memo)
+async def node_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    """Node facts, one new object per event. No wake-up: most node events are heartbeats, and
+    the controller's pass (at least once a second) sees a real change by the parsed nodes'
+    version."""
     return {name: observe.node_facts(body)}
 
 
 @kopf.index(resources.GROUP, resources.VERSION, resources.GP_PLURAL)
 def profile_index(name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, Any]:
-    _wake(memo)
     return {
         name: {
             "metadata": dict(body.metadata),
@@ -164,8 +169,12 @@ def profile_index(name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict
 
 
 @kopf.on.event(resources.GROUP, resources.VERSION, resources.GP_PLURAL)
-def attach_profiles(memo: kopf.Memo, **kwargs: Any) -> None:
-    """Hand the GridProfile index to the refresher (live carbon data); later events wake it."""
+async def attach_profiles(memo: kopf.Memo, **kwargs: Any) -> None:
+    """Hand the GridProfile index to the refresher (live carbon data); later events wake it.
+    Any GridProfile change (deletion included) may change every deployment's plan."""
+    ctrl = _controller(memo)
+    if ctrl is not None:
+        ctrl.mark_all()
     refresher = getattr(memo, "refresher", None)
     if refresher is None:
         return
@@ -178,7 +187,6 @@ def attach_profiles(memo: kopf.Memo, **kwargs: Any) -> None:
 def infd_index(
     namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> dict[Any, Any]:
-    _wake(memo)
     return {
         (namespace, name): {
             "apiVersion": body.get("apiVersion"),
@@ -194,7 +202,6 @@ def _owned(
     kind: str, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo
 ) -> dict[Any, Any]:
     """One object the operator made, keyed by the InferenceDeployment its label names."""
-    _wake(memo)
     facts = shardsets.object_facts({"kind": kind, **body})
     return {
         (namespace, body.metadata.labels[workloads.DEPLOYMENT_LABEL]): {f"{kind}/{name}": facts}
@@ -237,14 +244,44 @@ def pdb_index(
 def pod_index(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[Any, Any]:
     """Every pod (what other workloads hold on each node; our pods, for rollouts)."""
     facts = tenancy.pod_facts(body)
-    if facts["owner"] or facts["gpus"]:
-        _wake(memo)
     return {(namespace, facts["owner"]): facts}
 
 
+# ------------------------------------------------------------- events -> the controller's queue
+# Event handlers (not the index handlers) mark the queue: kopf calls them for deletions too.
+
+
+def _owner_key(namespace: str | None, body: kopf.Body) -> tuple[str, str] | None:
+    owner = (body.get("metadata") or {}).get("labels", {}).get(workloads.DEPLOYMENT_LABEL)
+    return (namespace or "", str(owner)) if owner else None
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={workloads.DEPLOYMENT_LABEL: kopf.PRESENT})
+@kopf.on.event("apps", "v1", "statefulsets", labels={workloads.DEPLOYMENT_LABEL: kopf.PRESENT})
+@kopf.on.event("", "v1", "services", labels={workloads.DEPLOYMENT_LABEL: kopf.PRESENT})
+@kopf.on.event(
+    "policy", "v1", "poddisruptionbudgets", labels={workloads.DEPLOYMENT_LABEL: kopf.PRESENT}
+)
+async def owned_event(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """An object we made changed or went away: its InferenceDeployment is visited."""
+    ctrl, key = _controller(memo), _owner_key(namespace, body)
+    if ctrl is not None and key is not None:
+        ctrl.mark(key)
+
+
+@kopf.on.event("", "v1", "pods")
+async def pod_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Our pods mark their InferenceDeployment; another tenant's GPU pod that starts or stops
+    holding a node marks every one."""
+    ctrl = _controller(memo)
+    if ctrl is not None:
+        ctrl.pod_event(tenancy.pod_facts(body), deleted=kwargs.get("type") == "DELETED")
+
+
 @kopf.on.event(resources.GROUP, resources.VERSION, resources.INFD_PLURAL)
-def attach(memo: kopf.Memo, **kwargs: Any) -> None:
-    """Hand the (fully listed) indexes to the controller once; later events only wake it."""
+async def attach(memo: kopf.Memo, **kwargs: Any) -> None:
+    """Hand the (fully listed) indexes to the controller once; later events mark the
+    InferenceDeployment (a deletion marks every one: the GPUs it booked are free)."""
     ctrl = getattr(memo, "controller", None)
     if ctrl is None:
         return
@@ -263,7 +300,9 @@ def attach(memo: kopf.Memo, **kwargs: Any) -> None:
                 pods=_PodView(kwargs["pod_index"]),
             )
         )
-    ctrl.wake.set()
+    ctrl.mark((kwargs.get("namespace") or "", kwargs["name"]))
+    if kwargs.get("type") == "DELETED":
+        ctrl.mark_all()
 
 
 class _ShardView:

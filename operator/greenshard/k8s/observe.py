@@ -67,7 +67,9 @@ class ParsedNodes:
     candidate digests it has computed. Otherwise it parses only the nodes whose facts are new
     and not equal to the old ones (a heartbeat makes new, equal facts), and keeps the NodeSet
     when no parsed node, name or order changed. Seen facts are held, so an identity is never
-    reused while it is compared.
+    reused while it is compared. :attr:`version` counts the NodeSets made: it moves exactly when
+    what planning reads of the nodes changed (a heartbeat does not move it), which is how the
+    controller knows to look at every deployment.
     """
 
     def __init__(self) -> None:
@@ -75,6 +77,7 @@ class ParsedNodes:
         self._parsed: dict[str, tuple[Any, model.NodeInfo, str]] = {}  # name -> facts, info, row
         self._set = NodeSet()
         self.parses = 0  # nodes parsed so far (tests, benchmarks)
+        self.version = 0  # moves with every new NodeSet
 
     def current(self, index: Mapping[str, Any]) -> NodeSet:
         """The parsed nodes of ``index`` (name -> facts, or a kopf store of them) now."""
@@ -122,6 +125,7 @@ class ParsedNodes:
                 tuple(info for _, info, _ in parsed.values()),
                 tuple(row for _, _, row in parsed.values()),
             )
+            self.version += 1
         self._seen, self._parsed = seen, parsed
 
 
@@ -247,9 +251,11 @@ def observe(
     caches: Caches,
     max_qubits: int,
     allowed_service_accounts: frozenset[str] = frozenset(),
+    nodes: NodeSet | None = None,
 ) -> Observed | Invalid:
     """The typed view of one InferenceDeployment against the caches (``max_qubits`` and
-    ``allowed_service_accounts``: what this operator allows)."""
+    ``allowed_service_accounts``: what this operator allows; ``nodes``: the parsed nodes when
+    the caller has just looked, else they are looked up here)."""
     spec = body.get("spec") or {}
     generation = generation_of(body)
     try:
@@ -269,7 +275,8 @@ def observe(
         profile = resources.grid_profile(profile_body)
     except GreenShardError as err:
         return Invalid("InvalidGridProfile", f"GridProfile {settings.grid_profile!r}: {err}")
-    nodes = caches.parsed_nodes.current(caches.nodes)
+    if nodes is None:
+        nodes = caches.parsed_nodes.current(caches.nodes)
     inputs = fingerprint(
         generation,
         spec,
