@@ -7,6 +7,7 @@ import os
 import kopf
 import structlog
 
+from greenshard.k8s.kopf_fixes import share_toggle_waits
 from greenshard.k8s.logs import configure_logging
 from greenshard.k8s.metrics import Metrics
 
@@ -32,6 +33,7 @@ def run(
             hint="give these namespaces GPU nodes of their own (spec.placement.nodeSelector), "
             "or watch all namespaces",
         )
+    share_toggle_waits()  # kopf's start-up at thousands of objects: see kopf_fixes
     memo = kopf.Memo()
     metrics = Metrics()
     if metrics_port:
