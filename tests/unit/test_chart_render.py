@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -422,6 +423,37 @@ def test_secondary_scheduler_settings_and_config_rollout() -> None:
         changed["spec"]["template"]["metadata"]["annotations"][hash_key]
         != base["spec"]["template"]["metadata"]["annotations"][hash_key]
     )
+
+
+#: How Go's YAML (the API server's decoder) reads a plain scalar as a number; "12e45" is one.
+GO_YAML_NUMBER = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+#: Namespaces whose scheduler config hashed (before `| quote`) to digits ("4732e1...") or all
+#: digits: the API server refused that Deployment (CI, test_secondary_scheduler).
+NUMERIC_HASH_NAMESPACES = ("gs-system", "gs-1022")  # gs-1022: 0549874471e19245
+
+
+def _string_maps(node: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("annotations", "labels") and isinstance(value, dict):
+                yield from value.items()
+            else:
+                yield from _string_maps(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _string_maps(item)
+
+
+@pytest.mark.parametrize("namespace", NUMERIC_HASH_NAMESPACES)
+def test_every_annotation_and_label_is_a_string_to_go(namespace: str) -> None:
+    out = render(*SCHEDULER, "--namespace", namespace).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    pairs = [pair for doc in docs for pair in _string_maps(doc)]
+    assert "greenshard.io/config-hash" in dict(pairs), "the scheduler Deployment rendered"
+    for key, value in pairs:
+        assert isinstance(value, str), (key, value)
+        if GO_YAML_NUMBER.match(value):
+            assert f"{key}: {value}" not in out, f"{key}: {value} is a number to Go: quote it"
 
 
 def test_secondary_scheduler_needs_an_extender() -> None:
