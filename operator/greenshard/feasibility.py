@@ -46,24 +46,28 @@ def replica_bytes(weight_bytes: float, overhead: float) -> int:
 
 @dataclass(frozen=True)
 class NodeUsage:
-    """What others hold on one node: GPUs and memory bytes (pods, other deployments' plans)."""
+    """What others hold on one node: GPUs, memory bytes and pod slots (pods, other deployments'
+    plans)."""
 
     gpus: int = 0
     memory_bytes: float = 0.0
+    pods: int = 0
 
-    def plus(self, gpus: int, memory_bytes: float) -> NodeUsage:
-        return NodeUsage(self.gpus + gpus, self.memory_bytes + memory_bytes)
+    def plus(self, gpus: int, memory_bytes: float, pods: int) -> NodeUsage:
+        return NodeUsage(self.gpus + gpus, self.memory_bytes + memory_bytes, self.pods + pods)
 
 
 @dataclass(frozen=True)
 class PoolNodes:
-    """The nodes of one pool and what is free on each (GPUs, or bytes on a CPU pool)."""
+    """The nodes of one pool and what is free on each (GPUs, or bytes on a CPU pool), and the
+    pod slots free on each (``status.allocatable.pods`` less the pods there; None: no limit)."""
 
     names: tuple[str, ...]
     free: tuple[int, ...]
     total: tuple[int, ...]  # before other pods and plans
     unit: str  # GPU | BYTES
     gpu_memory_bytes: float = 0.0  # per GPU (GPU pools)
+    slots: tuple[int, ...] | None = None
 
     @property
     def free_sum(self) -> int:
@@ -71,7 +75,15 @@ class PoolNodes:
 
     @property
     def free_max(self) -> int:
-        return max(self.free, default=0)
+        """Most units free on one node that has a free pod slot."""
+        return max(
+            (f for j, f in enumerate(self.free) if self.slots is None or self.slots[j] > 0),
+            default=0,
+        )
+
+    @property
+    def slots_sum(self) -> int | None:
+        return None if self.slots is None else sum(self.slots)
 
     def amount(self, units: int) -> str:
         if self.unit == GPU:
@@ -161,7 +173,8 @@ class Capacity:
         key = (pool, index)
         hit = self._memo.get(key)
         if hit is None:
-            hit = packing.fits(self._items(pool, index), self.pools[pool].free)
+            nodes = self.pools[pool]
+            hit = packing.fits(self._items(pool, index), nodes.free, nodes.slots)
             self._memo[key] = hit
         return hit
 
@@ -184,7 +197,7 @@ class Capacity:
         """Node name -> shard indices (one entry per replica), or None when they do not fit."""
         items = [s for s in shards for _ in range(self.replicas)]
         nodes = self.pools[pool]
-        found = packing.pack([self.demand[s][pool] for s in items], nodes.free)
+        found = packing.pack([self.demand[s][pool] for s in items], nodes.free, nodes.slots)
         if found is None:
             return None
         out: dict[str, list[int]] = {}
@@ -202,11 +215,18 @@ class Capacity:
             if nodes.unit == GPU
             else "/".join(f"{x / 2**30:.1f} GiB" for x in per)
         )
+        pods = len(shards) * self.replicas
+        slots = (
+            ""
+            if nodes.slots is None
+            else f"; free pod slots: {nodes.slots_sum} for {pods} pod(s), at most "
+            f"{max(nodes.slots, default=0)} on one node"
+        )
         return (
             f"shards {_ranges(shards)} need {nodes.amount(need)} ({self.replicas} replica(s) "
             f"of {per_text}{' GPUs' if nodes.unit == GPU else ''} each, a replica on one node); "
             f"free: {nodes.amount(nodes.free_sum)} of {nodes.amount(sum(nodes.total))}, at most "
-            f"{nodes.amount(nodes.free_max)} on one node"
+            f"{nodes.amount(nodes.free_max)} on one node{slots}"
         )
 
 

@@ -109,6 +109,7 @@ class NodeInfo:
     ready: bool
     allocatable_memory_bytes: float
     allocatable_gpus: int | None = None  # status.allocatable["nvidia.com/gpu"], None if absent
+    allocatable_pods: int | None = None  # status.allocatable.pods, None if absent (no limit)
 
     @property
     def gpu_count(self) -> int:
@@ -425,6 +426,15 @@ def gpus_per_replica(problem: Problem, placement: Sequence[int]) -> list[int]:
     ]
 
 
+def memory_per_replica(problem: Problem, placement: Sequence[int]) -> list[int]:
+    """Bytes one replica of each shard holds on its cpu pool (0 on GPU pools)."""
+    cap = problem.capacity
+    return [
+        cap.demand[s][k] if cap.pools[k].unit == feasibility.BYTES else 0
+        for s, k in enumerate(placement)
+    ]
+
+
 def packing(problem: Problem, placement: Sequence[int]) -> dict[str, dict[str, list[int]]]:
     """Per pool key: node name -> shard indices placed there, one entry per replica.
 
@@ -460,7 +470,13 @@ def infeasible_message(problem: Problem) -> str:
                 f"{p.key}: {cap.pools[k].amount(cap.pools[k].free_sum)} free of "
                 f"{cap.pools[k].amount(sum(cap.pools[k].total))} (at most "
                 f"{cap.pools[k].amount(cap.pools[k].free_max)} on one node, "
-                f"{cap.pools[k].amount(cap.demand[0][k])} per replica of shard 0)"
+                f"{cap.pools[k].amount(cap.demand[0][k])} per replica of shard 0"
+                + (
+                    ""
+                    if cap.pools[k].slots is None
+                    else f", {cap.pools[k].slots_sum} free pod slots"
+                )
+                + ")"
                 for k, p in enumerate(problem.pools)
             )
             + f"; {problem.replicas} replica(s) of {problem.num_shards} shards"
@@ -617,7 +633,8 @@ def build_problem(
 def _pool_nodes(
     members: Sequence[NodeInfo], accel: str, held: Mapping[str, feasibility.NodeUsage]
 ) -> feasibility.PoolNodes:
-    """Free GPUs (bytes on cpu) per node: allocatable minus what others hold, never negative.
+    """Free GPUs (bytes on cpu) and pod slots per node: allocatable minus what others hold,
+    never negative.
     A pool's per-GPU memory is its smallest node's (nodes of one product normally agree)."""
     names = tuple(n.name for n in members)
     if accel == CPU_ACCELERATOR:
@@ -629,7 +646,19 @@ def _pool_nodes(
         used = tuple(held.get(n.name, feasibility.NodeUsage()).gpus for n in members)
         unit, gpu_memory = feasibility.GPU, min(n.gpu_memory_bytes for n in members)
     free = tuple(max(0, t - u) for t, u in zip(total, used, strict=True))
-    return feasibility.PoolNodes(names, free, total, unit, gpu_memory)
+    slots: tuple[int, ...] | None = None
+    if any(n.allocatable_pods is not None for n in members):
+        # A node without the field is given room for every replica (it never limits).
+        unlimited = 2**31 - 1
+        slots = tuple(
+            max(
+                0,
+                (unlimited if n.allocatable_pods is None else n.allocatable_pods)
+                - held.get(n.name, feasibility.NodeUsage()).pods,
+            )
+            for n in members
+        )
+    return feasibility.PoolNodes(names, free, total, unit, gpu_memory, slots)
 
 
 def _assemble(

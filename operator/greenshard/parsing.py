@@ -261,6 +261,10 @@ def parse_node(doc: object, path: str = "node") -> NodeInfo:
     if isinstance(alloc, Mapping) and alloc.get(GPU_RESOURCE) is not None:
         here = f"{path}.status.allocatable.{GPU_RESOURCE}"
         gpus = max(0, math.floor(parse_quantity(alloc[GPU_RESOURCE], here) + 1e-9))
+    pods: int | None = None
+    if isinstance(alloc, Mapping) and alloc.get("pods") is not None:
+        here = f"{path}.status.allocatable.pods"
+        pods = max(0, math.floor(parse_quantity(alloc["pods"], here) + 1e-9))
     return NodeInfo(
         name,
         {str(k): str(v) for k, v in labels.items()},
@@ -268,6 +272,7 @@ def parse_node(doc: object, path: str = "node") -> NodeInfo:
         ready,
         memory,
         gpus,
+        pods,
     )
 
 

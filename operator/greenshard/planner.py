@@ -47,6 +47,7 @@ class Plan:
     def placement_rows(self) -> list[dict[str, Any]]:
         rows = []
         gpus = model.gpus_per_replica(self.problem, self.solution.placement)
+        memory = model.memory_per_replica(self.problem, self.solution.placement)
         for shard, k in zip(self.problem.shards, self.solution.placement, strict=True):
             pool = self.problem.pools[k]
             rows.append(
@@ -58,6 +59,7 @@ class Plan:
                     "accelerator": pool.accelerator,
                     "gramsPerHour": float(self.problem.compute[shard.index, k]),
                     "gpusPerReplica": gpus[shard.index],
+                    "memoryBytesPerReplica": memory[shard.index],
                 }
             )
         return rows

@@ -119,13 +119,15 @@ def parse_pods(doc: object) -> list[PodUsage]:
 def usage_by_node(
     pods: Iterable[PodUsage], exclude: tuple[str, str] | None = None
 ) -> dict[str, feasibility.NodeUsage]:
-    """GPUs and memory held on each node by pods that hold capacity, except those that the
-    InferenceDeployment ``exclude`` = (namespace, name) owns."""
+    """GPUs, memory and pod slots held on each node by pods that hold capacity, except those
+    that the InferenceDeployment ``exclude`` = (namespace, name) owns."""
     out: dict[str, feasibility.NodeUsage] = {}
     for pod in pods:
         if not pod.holds_capacity:
             continue
         if exclude is not None and pod.owned_by(*exclude):
             continue
-        out[pod.node] = out.get(pod.node, feasibility.NodeUsage()).plus(pod.gpus, pod.memory_bytes)
+        out[pod.node] = out.get(pod.node, feasibility.NodeUsage()).plus(
+            pod.gpus, pod.memory_bytes, 1
+        )
     return out

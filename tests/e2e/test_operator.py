@@ -394,6 +394,94 @@ status:
         cluster.kubectl("delete", "node", name, "--ignore-not-found")
 
 
+def cpu_node(name: str, region: str, pods: int, mark: str) -> dict[str, Any]:
+    allocatable = {"cpu": "64", "memory": "256Gi", "pods": str(pods)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "type": "kwok",
+                "topology.kubernetes.io/region": region,
+                "greenshard.io/e2e-slots": mark,
+            },
+        },
+        "status": {"allocatable": allocatable, "capacity": allocatable},
+    }
+
+
+def test_a_node_full_of_pods_takes_no_more_shards(
+    cluster: Any, operator: Operator, namespace: str
+) -> None:
+    """The green cpu node has the memory for every shard but room for 3 pods
+    (status.allocatable.pods): 3 shards go there, 3 to the grey node, and all 6 pods run
+    (kube-scheduler refuses a 4th pod on the green node: "Too many pods")."""
+    mark = namespace[-8:]
+    green, grey = f"e2e-slots-green-{mark}", f"e2e-slots-grey-{mark}"
+    cluster.apply_yaml(
+        yaml.safe_dump_all(
+            [
+                cpu_node(green, "e2e-slots-green", 3, mark),
+                cpu_node(grey, "e2e-slots-grey", 110, mark),
+            ]
+        )
+    )
+    try:
+        profile(
+            cluster,
+            f"e2e-slots-{mark}",
+            {"e2e-slots-green": {"intensity": 5}, "e2e-slots-grey": {"intensity": 400}},
+        )
+        doc = infd("slots", namespace, carbon={"gridProfile": f"e2e-slots-{mark}"})
+        doc["spec"]["model"] = {
+            "name": "small",
+            "layers": 30,
+            "hiddenSize": 4096,
+            "parametersBillions": 6,
+            "dtype": "bfloat16",
+        }
+        doc["spec"]["sharding"] = {"shards": 6, "replicas": 1}
+        doc["spec"]["placement"] = {
+            "nodeSelector": {"matchLabels": {"greenshard.io/e2e-slots": mark}}
+        }
+        apply_infd(cluster, doc)
+        body = wait_ready(cluster, namespace, "slots")
+        packing = body["status"]["packing"]
+        assert packing == {
+            "e2e-slots-green/cpu": {green: [0, 1, 2]},
+            "e2e-slots-grey/cpu": {grey: [3, 4, 5]},
+        }, packing
+        rows = body["status"]["placement"]
+        assert all(r["memoryBytesPerReplica"] > 0 and r["gpusPerReplica"] == 0 for r in rows)
+
+        def running() -> dict[str, int] | None:
+            per_node: dict[str, int] = {}
+            found = cluster.items(
+                "pods", "-l", "greenshard.io/deployment=slots", namespace=namespace
+            )
+            for pod in found:
+                if pod["status"].get("phase") == "Running":
+                    node = pod["spec"]["nodeName"]
+                    per_node[node] = per_node.get(node, 0) + 1
+            return per_node if sum(per_node.values()) == 6 else None
+
+        assert cluster.wait(running, what="6 Running pods") == {green: 3, grey: 3}
+    finally:
+        cluster.kubectl("delete", "infd", "slots", "--ignore-not-found", namespace=namespace)
+        cluster.wait(
+            lambda: (
+                not cluster.items(
+                    "pods", "-l", "greenshard.io/deployment=slots", namespace=namespace
+                )
+            ),
+            what="the pods of slots gone",
+        )
+        cluster.kubectl("delete", "node", green, grey, "--ignore-not-found")
+
+
 def test_timer_replans_as_the_hour_moves(cluster: Any, operator: Operator, namespace: str) -> None:
     day = [10.0] * 12 + [900.0] * 12  # eu-north-1: clean at night, dirty by day
     night = [900.0] * 12 + [10.0] * 12  # us-east-1: the opposite

@@ -99,11 +99,13 @@ def test_a_thousand_shards_plan_without_recursion(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     deploy = deployment(tmp_path, 1024, 1024, algorithm="exact")
-    # 1024 replicas need 1024 GPUs: the example nodes with 512 GPUs each
+    # 1024 replicas need 1024 GPUs and 1024 pods: the example nodes with 512 GPUs and room
+    # for 512 pods each
     nodes = yaml.safe_load(Path(NODES).read_text())
     for node in nodes["items"]:
         if "nvidia.com/gpu" in node["status"].get("allocatable", {}):
             node["status"]["allocatable"]["nvidia.com/gpu"] = "512"
+            node["status"]["allocatable"]["pods"] = "512"
     big = tmp_path / "nodes.yaml"
     big.write_text(yaml.safe_dump(nodes))
     args = ["plan", "-f", deploy, "--nodes", str(big), "--profile", PROFILE, "--hour", "12"]

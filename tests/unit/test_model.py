@@ -283,3 +283,65 @@ def test_window_plan_is_the_sum_of_its_hours(hour: int, hours: int) -> None:
     for placement in itertools.product(range(window.num_pools), repeat=window.num_shards):
         total = sum(model.emissions(p, placement) for p in each)
         assert hours * model.emissions(window, placement) == pytest.approx(total, rel=1e-12)
+
+
+def _cpu_node(name: str, region: str, pods: str | None) -> dict[str, Any]:
+    allocatable = {"memory": "512Gi"} | ({"pods": pods} if pods is not None else {})
+    return {
+        "metadata": {"name": name, "labels": {model.REGION_LABEL: region}},
+        "status": {
+            "allocatable": allocatable,
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def test_pod_slots_bound_a_node_that_has_the_memory() -> None:
+    """A node holds at most status.allocatable.pods pods, less the pods bound there: the green
+    node has the memory for all 8 shards but 3 free pod slots (5 with none held), so 3 go there
+    and the exact solvers agree with enumeration."""
+    from factories import brute_force_reference
+    from greenshard import feasibility
+    from greenshard.solvers import exact
+
+    deployment = parsing.parse_deployment(
+        {
+            "metadata": {"name": "m"},
+            "spec": {
+                "model": {"layers": 8, "hiddenSize": 64, "parametersBillions": 1},
+                "sharding": {"shards": 8},
+                "workload": {"tokensPerSecond": 100},
+            },
+        }
+    )
+    nodes = parsing.parse_nodes(
+        {"items": [_cpu_node("green", "x", "5"), _cpu_node("grey", "y", None)]}
+    )
+    profile = parsing.parse_grid_profile(
+        {
+            "spec": {
+                "regions": {"x": {"intensity": 20}, "y": {"intensity": 400}},
+                "accelerators": {"cpu": {"joulesPerTeraflop": 10}},
+                "links": {  # no link costs: equal shards tie, the tie rule decides
+                    "samePoolJoulesPerByte": 0,
+                    "sameRegionJoulesPerByte": 0,
+                    "crossRegionJoulesPerByte": 0,
+                },
+            }
+        }
+    )
+    held = {"green": feasibility.NodeUsage(pods=2)}
+    problem = model.build_problem(deployment, nodes, profile, 0, held=held)
+    assert problem.capacity.pools[0].slots == (3,)
+    assert problem.capacity.pools[1].slots is None  # no pods field: no limit
+    reference = brute_force_reference(problem)
+    assert reference is not None
+    assert reference[1] == (0, 0, 0, 1, 1, 1, 1, 1)
+    assert exact.solve_exact(problem).placement == reference[1]
+    assert exact.milp_lexicographic(problem)[0] == reference[1]
+    assert exact.brute_force(problem)[0] == reference[1]
+    reasons = model.violations(problem, (0,) * 4 + (1,) * 4)
+    assert len(reasons) == 1 and "free pod slots: 3 for 4 pod(s)" in reasons[0], reasons
+    # nothing held: 5 slots, 5 shards on the green node
+    free = model.build_problem(deployment, nodes, profile, 0)
+    assert exact.solve_exact(free).placement == (0,) * 5 + (1,) * 3

@@ -64,6 +64,31 @@ def test_booking_from_packing_counts_each_replica() -> None:
     assert booking.gpus == {"n1": 7, "n2": 3}
 
 
+def test_pod_slots_and_cpu_memory_are_booked_too() -> None:
+    """Every replica is a pod: a plan books one pod slot per replica on its node, and on a cpu
+    pool its memory (from status too, so a restarted operator sees it)."""
+    status_b = {
+        "placement": [
+            {"shard": 0, "gpusPerReplica": 0, "memoryBytesPerReplica": 3 * 2**30},
+            {"shard": 1, "gpusPerReplica": 1, "memoryBytesPerReplica": 0},
+        ],
+        "packing": {"eu/cpu": {"c1": [0, 0]}, "eu/H100": {"n1": [1]}},
+    }
+    bookings = {A: tenancy.Booking(), B: tenancy.booking_from_status(status_b)}
+    facts = [
+        pod("x", "c1", 0, ns="research"),
+        pod("y", "c1", 0, ns="research"),
+        pod("b-0", "c1", 0, owner="b"),  # within b's booking of 2 pods there
+        pod("a-0", "c1", 0, owner="a"),  # ours
+    ]
+    usage, _ = tenancy.held_by_others(A, facts, bookings)
+    assert usage["c1"].pods == 2 + 2  # two foreign pods, b's two replicas
+    assert usage["c1"].memory_bytes == 2 * 3 * 2**30
+    assert usage["n1"].pods == 1 and usage["n1"].gpus == 1
+    planned = tenancy.booking_from_packing({"p": {"c1": [0, 0, 1]}}, [0, 0], [5, 7])
+    assert planned.pods == {"c1": 3} and planned.memory == {"c1": 17}
+
+
 def stages(replicas: int, rev: str = "new") -> list[rollout.StageState]:
     return [rollout.StageState(s, f"x-shard-{s}", replicas, rev, True) for s in range(2)]
 

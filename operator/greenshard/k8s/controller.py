@@ -490,6 +490,7 @@ class Controller(Loop):
             booking = tenancy.booking_from_packing(
                 model.packing(chosen.problem, chosen.solution.placement),
                 model.gpus_per_replica(chosen.problem, chosen.solution.placement),
+                model.memory_per_replica(chosen.problem, chosen.solution.placement),
             )
             before = record.booking or tenancy.booking_from_status(seen.shown.status)
             if booking != before and seen.settings.mode != "DryRun":

@@ -157,7 +157,7 @@ def node_facts(body: Mapping[str, Any]) -> dict[str, Any]:
             "allocatable": {
                 k: v
                 for k, v in (status.get("allocatable") or {"memory": "0"}).items()
-                if k in ("memory", "nvidia.com/gpu")
+                if k in ("memory", "nvidia.com/gpu", "pods")
             },
         },
     }

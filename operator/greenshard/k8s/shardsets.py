@@ -108,13 +108,19 @@ def surge_fits(plan: planner.Plan, own_pods: Sequence[Mapping[str, Any]]) -> boo
     problem = plan.problem
     cap = problem.capacity
     held: dict[str, int] = {}
+    pods: dict[str, int] = {}
     for facts in own_pods:
         if tenancy.holds_capacity(facts):
-            held[str(facts["node"])] = held.get(str(facts["node"]), 0) + int(facts.get("gpus", 0))
+            node = str(facts["node"])
+            held[node] = held.get(node, 0) + int(facts.get("gpus", 0))
+            pods[node] = pods.get(node, 0) + 1
     pools = [
         replace(
             p,
             free=tuple(max(0, f - held.get(n, 0)) for n, f in zip(p.names, p.free, strict=True)),
+            slots=None
+            if p.slots is None
+            else tuple(max(0, x - pods.get(n, 0)) for n, x in zip(p.names, p.slots, strict=True)),
         )
         for p in cap.pools
     ]

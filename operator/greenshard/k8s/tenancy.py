@@ -1,13 +1,14 @@
 """Several InferenceDeployments and other workloads share the GPUs: what each plan must count
 as held by others (pure).
 
-For the deployment being planned, a node's GPUs are held by
+For the deployment being planned, a node's GPUs (memory on cpu nodes, and pod slots) are held by
 
 * every pod bound to it that this deployment does not own (phase not Succeeded/Failed), except
   the pods of *other* InferenceDeployments, which are counted through their bookings instead:
 * each other InferenceDeployment books, per node, the larger of what its plan packs there
-  (``gpusPerReplica`` of each replica, from its in-memory plan when this operator made it in
-  this pass, else from its ``status.packing``) and what its pods bound there request. So a plan
+  (``gpusPerReplica`` and ``memoryBytesPerReplica`` of each replica, and one pod slot each, from
+  its in-memory plan when this operator made it in this pass, else from its ``status.packing``)
+  and what its pods bound there request. So a plan
   made a moment ago but not yet created is booked, and so are pods still running where an
   older plan put them (a move in progress).
 
@@ -65,25 +66,29 @@ def holds_capacity(facts: Mapping[str, Any]) -> bool:
 
 @dataclass
 class Booking:
-    """GPUs (and cpu-pool memory) one deployment books per node."""
+    """GPUs, cpu-pool memory and pod slots one deployment books per node."""
 
     gpus: dict[str, int] = field(default_factory=dict)
     memory: dict[str, float] = field(default_factory=dict)
+    pods: dict[str, int] = field(default_factory=dict)
 
     def add(self, node: str, gpus: int, memory: float = 0.0) -> None:
+        """One pod (a replica) on ``node``."""
         self.gpus[node] = self.gpus.get(node, 0) + gpus
         self.memory[node] = self.memory.get(node, 0.0) + memory
+        self.pods[node] = self.pods.get(node, 0) + 1
 
 
 def booking_from_status(status: Mapping[str, Any]) -> Booking:
-    """What an InferenceDeployment's status says it packed: node -> GPUs."""
+    """What an InferenceDeployment's status says it packed: node -> GPUs, memory, pods."""
     booking = Booking()
-    rows = status.get("placement") or []
-    gpus = {
-        int(r["shard"]): int(r.get("gpusPerReplica") or 0)
-        for r in rows
+    rows = [
+        r
+        for r in status.get("placement") or []
         if isinstance(r, Mapping) and isinstance(r.get("shard"), int)
-    }
+    ]
+    gpus = {int(r["shard"]): _count(r.get("gpusPerReplica")) for r in rows}
+    memory = {int(r["shard"]): _count(r.get("memoryBytesPerReplica")) for r in rows}
     packing = status.get("packing") or {}
     if not isinstance(packing, Mapping):
         return booking
@@ -93,18 +98,25 @@ def booking_from_status(status: Mapping[str, Any]) -> Booking:
         for node, shards in nodes.items():
             for shard in shards or []:
                 if isinstance(shard, int):
-                    booking.add(str(node), gpus.get(shard, 0))
+                    booking.add(str(node), gpus.get(shard, 0), memory.get(shard, 0))
     return booking
 
 
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
 def booking_from_packing(
-    packing: Mapping[str, Mapping[str, list[int]]], gpus_per_replica: list[int]
+    packing: Mapping[str, Mapping[str, list[int]]],
+    gpus_per_replica: list[int],
+    memory_per_replica: list[int] | None = None,
 ) -> Booking:
     booking = Booking()
     for nodes in packing.values():
         for node, shards in nodes.items():
             for shard in shards:
-                booking.add(node, gpus_per_replica[shard])
+                memory = memory_per_replica[shard] if memory_per_replica else 0
+                booking.add(node, gpus_per_replica[shard], memory)
     return booking
 
 
@@ -121,8 +133,8 @@ def held_by_others(
     usage: dict[str, feasibility.NodeUsage] = {}
     holders: dict[str, dict[str, int]] = {}
 
-    def hold(node: str, who: str, gpus: int, memory: float) -> None:
-        usage[node] = usage.get(node, feasibility.NodeUsage()).plus(gpus, memory)
+    def hold(node: str, who: str, gpus: int, memory: float, pods: int) -> None:
+        usage[node] = usage.get(node, feasibility.NodeUsage()).plus(gpus, memory, pods)
         if gpus:
             holders.setdefault(node, {})[who] = holders.get(node, {}).get(who, 0) + gpus
 
@@ -142,16 +154,18 @@ def held_by_others(
             f"pod {facts.get('namespace')}/{facts.get('name')}",
             int(facts.get("gpus", 0)),
             float(facts.get("memoryBytes", 0.0)),
+            1,
         )
     for other, booking in bookings.items():
         if other == key:
             continue
         pods_there = bound.get(other, Booking())
         who = f"InferenceDeployment {other[0]}/{other[1]}"
-        for node in set(booking.gpus) | set(pods_there.gpus):
+        for node in set(booking.pods) | set(pods_there.pods):
             gpus = max(booking.gpus.get(node, 0), pods_there.gpus.get(node, 0))
             memory = max(booking.memory.get(node, 0.0), pods_there.memory.get(node, 0.0))
-            hold(node, who, gpus, memory)
+            slots = max(booking.pods.get(node, 0), pods_there.pods.get(node, 0))
+            hold(node, who, gpus, memory, slots)
     return usage, holders
 
 

@@ -344,7 +344,8 @@ def branch_and_bound(
 class _Milp:
     """x[s,k] binary (shard s on pool k), y[s,k,k'] continuous boundary flows (integral given x),
     and, for every node n of a pool whose capacity can bind, z[s,n] in 0..R: replicas of shard s
-    on node n (sum_n z[s,n] = R x[s,k]; sum_s demand[s][k] z[s,n] <= free_n): the bin packing,
+    on node n (sum_n z[s,n] = R x[s,k]; sum_s demand[s][k] z[s,n] <= free_n; sum_s z[s,n] <=
+    free pod slots of n): the bin packing,
     exactly. Boundaries the latency limit forbids have their flows fixed at 0."""
 
     def __init__(self, problem: model.Problem) -> None:
@@ -390,6 +391,11 @@ class _Milp:
             for j, free in enumerate(pool.free):
                 row = {z_index[(s, k, j)]: cap.demand[s][k] * scale for s in range(s_count)}
                 rows.append((row, -np.inf, free * scale))
+            if pool.slots is not None:  # one pod per replica, at most the node's free slots
+                for j, left in enumerate(pool.slots):
+                    if left < s_count * problem.replicas:
+                        row = {z_index[(s, k, j)]: 1.0 for s in range(s_count)}
+                        rows.append((row, -np.inf, float(left)))
         if problem.latency_binding() and s_count > 1 and problem.max_latency_ms is not None:
             allowed = problem.latency_allowed()
             lat = problem.latency_or_zero()
