@@ -214,11 +214,12 @@ class FaultProxy:
         loop = self._loop
         if loop is None or self._thread is None:
             return
+        self.cut_watches()  # streaming handlers end now instead of holding the cleanup
         fut = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
         with contextlib.suppress(Exception):
-            fut.result(15)
+            fut.result(30)
         loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(15)
+        self._thread.join(30)
         self._loop = None
 
     def _serve(self) -> None:
@@ -233,6 +234,14 @@ class FaultProxy:
             return
         self._ready.set()
         loop.run_forever()
+        # Finish every handler before the loop closes: one left pending is finalised later by
+        # the garbage collector, on a closed loop ("Event loop is closed", and under Python
+        # 3.11.7 a SystemError in whatever the interpreter was compiling at that moment).
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
@@ -248,7 +257,10 @@ class FaultProxy:
         serve_ssl.load_cert_chain(self.serve_cert, self.serve_key)
         app = web.Application(client_max_size=64 * 2**20)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # cleanup() waits this long for open requests (watches) before cancelling them
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=2.0
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=serve_ssl)
         await site.start()
