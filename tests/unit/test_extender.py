@@ -360,10 +360,10 @@ def server(ext: Extender) -> Iterator[str]:
         srv.stop_thread()
 
 
-def http(url: str, body: bytes | None = None) -> tuple[int, bytes, str]:
+def http(url: str, body: bytes | None = None, timeout: float = 5) -> tuple[int, bytes, str]:
     request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
     try:
-        with urllib.request.urlopen(request, timeout=5) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return resp.status, resp.read(), resp.headers.get("Content-Type", "")
     except urllib.error.HTTPError as err:
         with err:
@@ -524,13 +524,19 @@ def test_a_slow_request_does_not_hold_healthz(ext: Extender) -> None:
     srv = Server(ext, port=0)
     url = f"http://127.0.0.1:{srv.start_in_thread()}"
     try:
-        worker = threading.Thread(target=http, args=(f"{url}/filter", args_body(pod(AWARE))))
+        answers: list[int] = []
+
+        def slow_client() -> None:  # waits out the 5 s parse (its own timeout is 15 s)
+            answers.append(http(f"{url}/filter", args_body(pod(AWARE)), timeout=15)[0])
+
+        worker = threading.Thread(target=slow_client)
         worker.start()
         clock.sleep(0.3)
         start = clock.monotonic()
         assert http(f"{url}/healthz")[0] == 200
         assert clock.monotonic() - start < 3.0  # not after the 5 s parse
-        worker.join(10)
+        worker.join(20)
+        assert answers == [200]  # the slow request itself was answered
     finally:
         srv.stop_thread()
 
