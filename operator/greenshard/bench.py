@@ -150,7 +150,8 @@ def add_parser(subparsers: Any) -> None:
         type=_name_list(PATHS),
         default=["after"],
         help="comma-separated: after (current), before (fused 3-qubit gates, malloc without huge "
-        "pages); both time the two in alternating workers of one run (default after)",
+        "pages), after-f1 .. after-f4 (current with qsim's fusion size 1-4); several time each "
+        "in alternating workers of one run (default after)",
     )
     p.add_argument(
         "--profile",
@@ -376,7 +377,7 @@ def _evaluation(task: Task) -> dict[str, Any]:
     if engine.backend.name != "cirq":
         row["fusedGateSize"] = engine.backend.options.max_fused_gate_size
     if task.profile and engine.phase == "diagonal":
-        row["profile"] = harness.profile_stages(engine, run.state, reuse=task.path == "after")
+        row["profile"] = harness.profile_stages(engine, run.state, reuse=task.path != "before")
     return row
 
 

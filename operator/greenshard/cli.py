@@ -286,6 +286,7 @@ def render_plan_table(data: dict[str, Any]) -> str:
     for cap in data["capacity"]:
         lines.append(
             f"capacity:   {cap['pool']}: {cap['free']:g} of {cap['total']:g} {cap['unit']} free"
+            + (f", {cap['freePodSlots']} pod slots" if "freePodSlots" in cap else "")
             + (f" (held: {cap['heldBy']})" if cap.get("heldBy") else "")
         )
     for skipped in data["skippedPools"]:

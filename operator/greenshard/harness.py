@@ -165,8 +165,10 @@ def feasible_instances(
 ANSATZE = ("binary", "onehot")
 #: ``path`` of :func:`time_evaluation`: ``after`` is the default configuration; ``before`` the one
 #: it replaced (fused gates of 3 qubits, malloc without huge pages), kept so that one bench run
-#: can time both on the same machine.
-PATHS = ("before", "after")
+#: can time both on the same machine; ``after-fN`` is ``after`` with qsim fusing gates of up to N
+#: qubits (the measurement that picks the default fusion size).
+FUSION_PATHS = tuple(f"after-f{n}" for n in range(1, 5))
+PATHS = ("before", "after", *FUSION_PATHS)
 BEFORE_FUSED_GATE_SIZE = 3
 PASS_REPEAT = 3
 
@@ -275,6 +277,8 @@ def make_evaluator(
     options = backends.BackendOptions(backend, threads)
     if path == "before":
         options = backends.BackendOptions(backend, threads, BEFORE_FUSED_GATE_SIZE)
+    elif path in FUSION_PATHS:
+        options = backends.BackendOptions(backend, threads, int(path.removeprefix("after-f")))
     ham = hamiltonian.CostHamiltonian(problem)
     return QAOAEngine(ham, depth, backends.Backend(options), phase), gammas, betas
 
@@ -299,7 +303,7 @@ def time_evaluation(
     start = time.perf_counter()
     engine, gammas, betas = make_evaluator(problem, depth, ansatz, backend, threads, phase, path)
     setup = time.perf_counter() - start
-    reuse = ansatz == "binary" and path == "after"  # the last state's buffer is the next layer 1
+    reuse = ansatz == "binary" and path != "before"  # the last state's buffer is the next layer 1
     kept: list[npt.NDArray[np.complex64]] = []  # that buffer, held by no name during a call
 
     def evaluate() -> npt.NDArray[np.complex64]:

@@ -582,7 +582,7 @@ def build_problem(
         if reason:
             skipped.append(SkippedPool(region, accel, names, reason))
             continue
-        pool_nodes.append(_pool_nodes(members, accel, held))
+        pool_nodes.append(_pool_nodes(members, accel, held, len(shards) * deployment.replicas))
         carbon = profile.regions[region]
         pools.append(
             Pool(
@@ -631,10 +631,14 @@ def build_problem(
 
 
 def _pool_nodes(
-    members: Sequence[NodeInfo], accel: str, held: Mapping[str, feasibility.NodeUsage]
+    members: Sequence[NodeInfo],
+    accel: str,
+    held: Mapping[str, feasibility.NodeUsage],
+    pods: int,
 ) -> feasibility.PoolNodes:
     """Free GPUs (bytes on cpu) and pod slots per node: allocatable minus what others hold,
-    never negative.
+    never negative. A node that does not report ``allocatable.pods`` (real nodes do) has a slot
+    for each of the deployment's ``pods``, so it never limits and messages show a real count.
     A pool's per-GPU memory is its smallest node's (nodes of one product normally agree)."""
     names = tuple(n.name for n in members)
     if accel == CPU_ACCELERATOR:
@@ -648,14 +652,10 @@ def _pool_nodes(
     free = tuple(max(0, t - u) for t, u in zip(total, used, strict=True))
     slots: tuple[int, ...] | None = None
     if any(n.allocatable_pods is not None for n in members):
-        # A node without the field is given room for every replica (it never limits).
-        unlimited = 2**31 - 1
         slots = tuple(
-            max(
-                0,
-                (unlimited if n.allocatable_pods is None else n.allocatable_pods)
-                - held.get(n.name, feasibility.NodeUsage()).pods,
-            )
+            pods
+            if n.allocatable_pods is None
+            else max(0, n.allocatable_pods - held.get(n.name, feasibility.NodeUsage()).pods)
             for n in members
         )
     return feasibility.PoolNodes(names, free, total, unit, gpu_memory, slots)

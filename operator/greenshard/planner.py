@@ -116,18 +116,20 @@ class Plan:
 
 
 def capacity_rows(problem: model.Problem) -> list[dict[str, Any]]:
-    """Free and total capacity per considered pool: GPUs, or GiB on cpu pools."""
+    """Free and total capacity per considered pool: GPUs, or GiB on cpu pools, and the free pod
+    slots where the nodes report ``allocatable.pods``."""
     rows = []
     for pool, nodes in zip(problem.pools, problem.capacity.pools, strict=True):
         scale = 1.0 if nodes.unit == "gpu" else 2.0**-30
-        rows.append(
-            {
-                "pool": pool.key,
-                "unit": "gpu" if nodes.unit == "gpu" else "GiB",
-                "free": round(nodes.free_sum * scale, 3),
-                "total": round(sum(nodes.total) * scale, 3),
-            }
-        )
+        row: dict[str, Any] = {
+            "pool": pool.key,
+            "unit": "gpu" if nodes.unit == "gpu" else "GiB",
+            "free": round(nodes.free_sum * scale, 3),
+            "total": round(sum(nodes.total) * scale, 3),
+        }
+        if nodes.slots is not None:
+            row["freePodSlots"] = nodes.slots_sum
+        rows.append(row)
     return rows
 
 

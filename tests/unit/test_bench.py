@@ -106,3 +106,22 @@ def test_before_and_after_gpu_fallback_and_the_xy_ansatz_in_one_run(
     assert "before (f3,4k)" in table and "after (f2,hp)" in table
     assert "PASSES" in table and "PEAK B/AMP" in table
     assert "INITIALPHASE" in table
+
+
+def test_fusion_paths_time_the_current_configuration_at_other_fusion_sizes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """after-fN is the current configuration (huge pages) with qsim fusing up to N qubits: what a
+    same-run comparison of fusion sizes needs. The state does not depend on it."""
+    argv = ["bench", "--qubits", "9", "--depth", "2", "--repeat", "1", "--backends", "qsim"]
+    assert cli.main([*argv, "--paths", "after-f1,after-f4", "--profile", "-o", "json"]) == 0
+    rows = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"after-f1", "after-f4"}
+    f1, f4 = rows["after-f1"], rows["after-f4"]
+    assert (f1["fusedGateSize"], f4["fusedGateSize"]) == (1, 4)
+    assert f1["hugepageMalloc"] is True and f4["hugepageMalloc"] is True
+    assert f1["profile"]["fusedGates"] == 9 and f4["profile"]["fusedGates"] == 3
+    assert f1["probabilityOfOptimum"] == pytest.approx(f4["probabilityOfOptimum"], rel=1e-4)
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*argv, "--paths", "after-f5"])
+    assert exc.value.code == 2

@@ -282,8 +282,15 @@ def test_plan_counts_gpus_that_other_pods_hold(
     # one GPU left on eu-north-1 cannot take both replicas of a shard: everything in us-east-1
     assert {p["pool"] for p in data["placement"]} == {"us-east-1/NVIDIA-H100-80GB-HBM3"}
     eu = [c for c in data["capacity"] if c["pool"].startswith("eu-north-1")]
+    # the running pod holds one of the node's 110 pod slots too (the finished one none)
     assert eu == [
-        {"pool": "eu-north-1/NVIDIA-H100-80GB-HBM3", "unit": "gpu", "free": 1, "total": 2}
+        {
+            "pool": "eu-north-1/NVIDIA-H100-80GB-HBM3",
+            "unit": "gpu",
+            "free": 1,
+            "total": 2,
+            "freePodSlots": 109,
+        }
     ]
     bad = write(tmp_path, "bad.yaml", {"kind": "NodeList", "items": []})
     code, _, err = run(capsys, *plan_args("--pods", bad))

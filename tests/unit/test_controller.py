@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from greenshard import model, parsing, planner
-from greenshard.k8s import conditions, loop, observe, resources, shardsets, workloads
+from greenshard.k8s import conditions, loop, observe, pipeline, resources, shardsets, workloads
 from greenshard.k8s import controller as ctl
 from greenshard.k8s.errors import KubeError
 from greenshard.solvers.registry import SolverConfig
@@ -478,3 +478,151 @@ def test_a_deleted_deployment_frees_its_gpus_at_once_when_its_last_pod_goes(
     run(controller)
     assert controller._held(KEY) == ({}, {})
     assert controller.departing == {}
+
+
+def test_a_statefulset_whose_status_stopped_following_is_nudged_with_backoff(
+    world: tuple[ctl.Controller, FakeApi, Clock],
+) -> None:
+    """After API server restarts the StatefulSet controller may back a set off for up to 1000 s
+    with its status one generation behind: the operator touches it (an annotation, no new
+    spec) once the lag has lasted a minute, then twice as long each time, and never when the
+    status is current."""
+    controller, api, clock = world
+    run(controller)
+    api.make_available()
+    run(controller)
+    before = len(api.writes)
+    stuck = api.caches.shards[KEY]["StatefulSet/llama-shard-3"]
+    stuck["generation"] += 1  # e.g. a replica change the controller never observed
+
+    def nudges() -> list[str]:
+        return [name for verb, name in api.writes[before:] if verb == "replace"]
+
+    for _ in range(3):
+        run(controller)
+        clock.now += 29
+    assert nudges() == []  # a lag of seconds is normal
+    assert controller.due[KEY] == pytest.approx(clock.now - 87 + 60)  # visited then, no event
+    clock.now += 4  # 91 s after the lag was first seen
+    run(controller)
+    assert nudges() == ["StatefulSet/llama-shard-3"]
+    stuck = api.caches.shards[KEY]["StatefulSet/llama-shard-3"]
+    assert stuck["annotations"][shardsets.RESYNC_ANNOTATION] == "1"
+    assert stuck["annotations"][workloads.HASH_ANNOTATION]  # the spec is the one we wrote
+    clock.now += 100
+    run(controller)
+    assert len(nudges()) == 1  # the next one waits 120 s
+    clock.now += 21
+    run(controller)
+    assert len(nudges()) == 2
+    assert (
+        api.caches.shards[KEY]["StatefulSet/llama-shard-3"]["annotations"][
+            shardsets.RESYNC_ANNOTATION
+        ]
+        == "2"
+    )
+    api.make_available()  # the controller caught up
+    for _ in range(10):
+        clock.now += 1000
+        run(controller)
+    assert len(nudges()) == 2
+    assert controller.records[KEY].stale == {}
+
+
+def test_a_status_that_undercounts_ready_pods_is_stale() -> None:
+    p = pipeline.Pipeline(name="llama", namespace="ml", uid="u-1", stages=(), replicas=2)
+    name = "llama-shard-0"
+    live = {
+        f"StatefulSet/{name}": {
+            "kind": "StatefulSet",
+            "name": name,
+            "uid": "set-0",
+            "owner": "u-1",
+            "generation": 4,
+            "status": {"observedGeneration": 4, "readyReplicas": 1},
+        }
+    }
+    pod = {"name": f"{name}-0", "controller": "set-0", "ready": True, "deleting": False}
+    pod["controllerRef"] = f"StatefulSet/{name}"
+    assert shardsets.stale_objects(p, live, [pod]) == {}
+    second = {**pod, "name": f"{name}-1"}
+    assert shardsets.stale_objects(p, live, [pod, second]) == {
+        f"StatefulSet/{name}": "status.readyReplicas 1 but 2 of its pods are Ready"
+    }
+    leaving = {**second, "deleting": True}
+    assert shardsets.stale_objects(p, live, [pod, leaving]) == {}
+    foreign = {**live[f"StatefulSet/{name}"], "owner": "someone-else"}
+    foreign["status"] = {"observedGeneration": 1}
+    assert shardsets.stale_objects(p, {f"StatefulSet/{name}": foreign}, []) == {}
+
+
+def test_a_pod_left_by_a_gone_statefulset_is_an_orphan_only_then() -> None:
+    """A pod named as our set's pod and controlled by a StatefulSet of that name with another
+    uid (the set was deleted and created again; the garbage collector has not yet taken it)."""
+    p = pipeline.Pipeline(name="llama", namespace="ml", uid="u-1", stages=(), replicas=1)
+    name = "llama-shard-6"
+    live = {
+        f"StatefulSet/{name}": {
+            "kind": "StatefulSet",
+            "name": name,
+            "uid": "new",
+            "owner": "u-1",
+            "generation": 1,
+            "status": {"observedGeneration": 1},
+        }
+    }
+    left = {"name": f"{name}-0", "controller": "old", "controllerRef": f"StatefulSet/{name}"}
+    assert shardsets.stale_objects(p, live, [left]) == {
+        f"Pod/{name}-0": f"controlled by StatefulSet {name} uid old, which is gone (the set of "
+        "that name is uid new)"
+    }
+    assert shardsets.stale_objects(p, live, [{**left, "deleting": True}]) == {}
+    assert shardsets.stale_objects(p, live, [{**left, "controller": "new"}]) == {}
+    # controlled by something else (not a StatefulSet of that name), or by nothing: not ours
+    other = {**left, "controllerRef": "ReplicaSet/llama-shard-6"}
+    assert shardsets.stale_objects(p, live, [other]) == {}
+    assert shardsets.stale_objects(p, live, [{**left, "controller": ""}]) == {}
+    # no set of ours of that name: nothing to unblock
+    assert shardsets.stale_objects(p, {}, [left]) == {}
+
+
+def test_a_pod_left_by_a_gone_statefulset_is_deleted_after_a_minute(
+    world: tuple[ctl.Controller, FakeApi, Clock],
+) -> None:
+    """kube-controller-manager's garbage collector may back off for minutes after API server
+    restarts; the pod blocks the new set ("already exists"). Deleted once, after 60 s."""
+    controller, api, clock = world
+    run(controller)
+    api.make_available()
+    run(controller)
+    before = len(api.writes)
+    sts = api.caches.shards[KEY]["StatefulSet/llama-shard-2"]
+    left = {
+        "namespace": "ml",
+        "name": "llama-shard-2-0",
+        "node": "",
+        "phase": "Running",
+        "owner": "llama",
+        "controller": "gone-uid",
+        "controllerRef": "StatefulSet/llama-shard-2",
+        "shard": "2",
+        "podIndex": "0",
+        "ready": True,
+        "gpus": 0,
+        "memoryBytes": 0.0,
+    }
+    assert sts["uid"] != "gone-uid"
+    api.caches.pods = PodIndex({KEY: [left]})
+    run(controller)
+    clock.now += 30
+    run(controller)
+    assert api.writes[before:] == []
+    clock.now += 31
+    run(controller)
+    assert api.writes[before:] == [("delete-pod", "llama-shard-2-0")]
+    api.caches.pods = PodIndex({KEY: []})  # gone
+    for _ in range(5):
+        clock.now += 1000
+        run(controller)
+    assert api.writes[before:] == [("delete-pod", "llama-shard-2-0")]
+    assert controller.records[KEY].stale == {}

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from factories import independent_emissions
-from greenshard import model, parsing
+from greenshard import model, parsing, planner
 from greenshard.errors import InputError, NoCandidatePoolError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -345,3 +345,41 @@ def test_pod_slots_bound_a_node_that_has_the_memory() -> None:
     # nothing held: 5 slots, 5 shards on the green node
     free = model.build_problem(deployment, nodes, profile, 0)
     assert exact.solve_exact(free).placement == (0,) * 5 + (1,) * 3
+
+
+def test_a_node_that_reports_no_pod_limit_shows_a_real_count() -> None:
+    """In a pool where one node reports allocatable.pods and another does not, the latter never
+    limits: it has a slot for each of the deployment's pods (8 shards x 2 replicas), not a
+    sentinel that would read as 2**31 in messages and in status.capacity."""
+    deployment = parsing.parse_deployment(
+        {
+            "metadata": {"name": "m"},
+            "spec": {
+                "model": {"layers": 8, "hiddenSize": 64, "parametersBillions": 1},
+                "sharding": {"shards": 8, "replicas": 2},
+                "workload": {"tokensPerSecond": 100},
+            },
+        }
+    )
+    nodes = parsing.parse_nodes({"items": [_cpu_node("a", "x", "5"), _cpu_node("b", "x", None)]})
+    profile = parsing.parse_grid_profile(
+        {
+            "spec": {
+                "regions": {"x": {"intensity": 20}},
+                "accelerators": {"cpu": {"joulesPerTeraflop": 10}},
+                "links": {
+                    "samePoolJoulesPerByte": 0,
+                    "sameRegionJoulesPerByte": 0,
+                    "crossRegionJoulesPerByte": 0,
+                },
+            }
+        }
+    )
+    problem = model.build_problem(deployment, nodes, profile, 0)
+    assert problem.capacity.pools[0].slots == (5, 16)
+    rows = planner.capacity_rows(problem)
+    assert rows[0]["freePodSlots"] == 21
+    unlimited = model.build_problem(
+        deployment, parsing.parse_nodes({"items": [_cpu_node("b", "x", None)]}), profile, 0
+    )
+    assert "freePodSlots" not in planner.capacity_rows(unlimited)[0]

@@ -49,6 +49,12 @@ FULL_SWEEP_SECONDS = 60.0
 # this many passes in a row make the deployment Degraded, reason ApiUnavailable.
 API_FAILURES_DEGRADED = 5
 
+# A StatefulSet whose status lags its spec or its pods this long is nudged, and a pod left by a
+# gone StatefulSet deleted (shardsets.stale_objects); again after twice as long each time it
+# stays so, at most NUDGE_MAX_SECONDS apart.
+STALE_STATUS_SECONDS = 60.0
+NUDGE_MAX_SECONDS = 960.0
+
 
 class Outcome(enum.StrEnum):
     """What one reconcile did (the reconcile metric's label)."""
@@ -125,6 +131,8 @@ class Record:
     booking: tenancy.Booking | None = None  # what this deployment's plan books, per node
     dry_run: bool = False  # spec.mode DryRun: books nothing
     holders: dict[str, dict[str, int]] = field(default_factory=dict)  # node -> who -> GPUs
+    # shardsets.stale_objects: "Kind/name" -> (when to act on it next, times acted on so far)
+    stale: dict[str, tuple[float, int]] = field(default_factory=dict)
 
 
 class Controller(Loop):
@@ -243,6 +251,7 @@ class Controller(Loop):
             times.append(record.planned_at + record.reoptimize_seconds)
         if record.gate.patch is not None:
             times.append(record.gate.sent_at + record.gate.window)
+        times += [at for at, _ in record.stale.values()]
         future = [t for t in times if t > now]
         if future:
             self.due[key] = min(future)
@@ -353,7 +362,10 @@ class Controller(Loop):
                 )
             own = list(self.caches.pods.get(key) or [])
             spare = shardsets.surge_fits(plan, own)
-            applied = await shardsets.apply(self.api, p, seen.template, existing, own, spare)
+            stale = shardsets.stale_objects(p, existing, own)
+            nudge = self._stale(record, stale)
+            applied = await shardsets.apply(self.api, p, seen.template, existing, own, spare, nudge)
+            self._nudged(key, record, stale, applied.nudged)
             troubles = self._troubles(key, record, shardsets.troubles(p, applied))
             if troubles and all(t.transient for t in troubles):
                 return Outcome.ERROR  # back off and retry quietly, as most of these pass
@@ -362,6 +374,33 @@ class Controller(Loop):
         wanted = self._planned_status(seen, record, plan, applied, troubles)
         outcome = await self._write(key, record, seen.shown.status, wanted, Outcome.UPDATED)
         return Outcome.ERROR if troubles else outcome
+
+    def _stale(self, record: Record, stale: dict[str, str]) -> frozenset[str]:
+        """What of :func:`.shardsets.stale_objects` to act on now: what has been stale for
+        :data:`STALE_STATUS_SECONDS` since first seen so, or since it was last acted on for
+        twice as long as before. What catches up is forgotten; in steady state nothing is
+        stale and nothing is written."""
+        now = self.clock()
+        record.stale = {
+            key: record.stale.get(key, (now + STALE_STATUS_SECONDS, 0)) for key in stale
+        }
+        return frozenset(key for key, (at, _) in record.stale.items() if at <= now)
+
+    def _nudged(self, key: Key, record: Record, stale: dict[str, str], done: list[str]) -> None:
+        now = self.clock()
+        for what in done:
+            _, count = record.stale[what]
+            wait = min(NUDGE_MAX_SECONDS, STALE_STATUS_SECONDS * 2.0 ** (count + 1))
+            record.stale[what] = (now + wait, count + 1)
+            log.warning(
+                "deleted a pod left by a gone StatefulSet"
+                if what.startswith("Pod/")
+                else "statefulset status stale: nudged its controller",
+                deployment=f"{key[0]}/{key[1]}",
+                object=what,
+                stale=stale[what],
+                times=count + 1,
+            )
 
     def _troubles(
         self, key: Key, record: Record, found: list[shardsets.Trouble]

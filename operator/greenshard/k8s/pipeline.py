@@ -158,6 +158,14 @@ def controller_uid(meta: Mapping[str, Any]) -> str:
     return ""
 
 
+def controller_ref(meta: Mapping[str, Any]) -> str:
+    """``Kind/name`` of an object's controller ownerReference ('' when nothing controls it)."""
+    for ref in meta.get("ownerReferences") or []:
+        if isinstance(ref, Mapping) and ref.get("controller"):
+            return f"{ref.get('kind') or ''}/{ref.get('name') or ''}"
+    return ""
+
+
 def spec_hash(manifest: Mapping[str, Any]) -> str:
     text = json.dumps(
         {"labels": manifest["metadata"].get("labels"), "spec": manifest["spec"]},

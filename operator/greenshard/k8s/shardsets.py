@@ -153,6 +153,7 @@ class Applied:
     writes: int = 0
     refused: Refused | None = None  # the call that stopped the writes
     conflicts: list[str] = field(default_factory=list)  # "Kind/name" we need but do not own
+    nudged: list[str] = field(default_factory=list)  # "Kind/name" of what stale_objects acted on
 
 
 class _RefusedError(Exception):
@@ -179,11 +180,14 @@ async def apply(
     existing: Mapping[str, Mapping[str, Any]],  # "Kind/name" -> object_facts
     pods: Sequence[Mapping[str, Any]],  # tenancy.pod_facts of this deployment's pods
     spare_fits: bool,
+    nudge: frozenset[str] = frozenset(),
 ) -> Applied:
     """Create or replace what differs, take the next rollout step, delete what is no longer
     planned (other shards' objects, the previous version's Deployments). Only objects the
     InferenceDeployment controls are replaced or deleted; a refused call stops the writes and
-    is in :attr:`Applied.refused`."""
+    is in :attr:`Applied.refused`. What ``nudge`` names (see :func:`stale_objects`): a
+    StatefulSet is replaced unchanged but for :data:`RESYNC_ANNOTATION` (when nothing else is
+    written to it), a pod is deleted."""
     ours = owned_by(p, existing)
     sets = [pipeline.stage_statefulset(p, st, template) for st in p.stages]
     names = [s["metadata"]["name"] for s in sets]
@@ -209,7 +213,7 @@ async def apply(
     desired += [pipeline.stage_disruption_budget(p, st) for st in p.stages]
     out = Applied(names, rollout=decision)
     try:
-        await _write(api, p, desired, existing, ours, decision, names, out)
+        await _write(api, p, desired, existing, ours, decision, names, out, nudge)
     except _RefusedError as stop:
         out.refused = stop.refused
     for manifest in sets:
@@ -230,6 +234,7 @@ async def _write(
     decision: rollout.Decision,
     names: Sequence[str],
     out: Applied,
+    nudge: frozenset[str] = frozenset(),
 ) -> None:
     wanted = set()
     for manifest in desired:
@@ -251,8 +256,23 @@ async def _write(
                 "update", kind, p.namespace, name, api.replace_object(manifest, dict(current))
             )
             out.writes += 1
+        elif key in nudge:
+            await _call(
+                "update",
+                kind,
+                p.namespace,
+                name,
+                api.replace_object(resynced(manifest, current), dict(current)),
+            )
+            out.nudged.append(key)
+            out.writes += 1
     for name in decision.delete:
         await _call("delete", "Pod", p.namespace, name, api.delete_pod(p.namespace, name))
+        out.writes += 1
+    for key in sorted(k for k in nudge if k.startswith("Pod/")):
+        name = key.removeprefix("Pod/")
+        await _call("delete", "Pod", p.namespace, name, api.delete_pod(p.namespace, name))
+        out.nudged.append(key)
         out.writes += 1
     all_sets_exist = all(f"StatefulSet/{n}" in ours for n in names)
     for key in sorted(ours):
@@ -263,6 +283,86 @@ async def _write(
             continue  # the previous version's pods serve until the StatefulSets exist
         await _call("delete", kind, p.namespace, name, api.delete_object(kind, p.namespace, name))
         out.writes += 1
+
+
+# Touched (its value counts up) on a StatefulSet whose status stopped following its spec or its
+# pods: see :func:`stale_objects`.
+RESYNC_ANNOTATION = "greenshard.io/resync"
+
+
+def stale_objects(
+    p: pipeline.Pipeline,
+    existing: Mapping[str, Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+) -> dict[str, str]:
+    """What kube-controller-manager should have fixed and has not yet, each ("Kind/name") with
+    what is wrong:
+
+    * one of our StatefulSets whose status lags what the API already shows:
+      ``status.observedGeneration`` behind ``metadata.generation``, or ``status.readyReplicas``
+      below the number of its pods that are Ready;
+    * a pod named as one of our StatefulSets' pods but controlled by an earlier StatefulSet of
+      that name, which is gone (its uid is not the set's): garbage by the garbage collector's
+      rules, and until it goes the set cannot create its pod ("already exists").
+
+    A lag of seconds is normal; one that lasts means the controller stopped looking: kube-
+    controller-manager's controllers retry a failed sync with a per-object backoff that doubles
+    up to 1000 s (client-go's default controller rate limiter), so after a few API server
+    restarts in a row a set or an orphan may wait over 16 minutes with nothing changing. The
+    caller acts once a lag has lasted: it touches the set (an update queues it in the
+    StatefulSet controller at once) or deletes the orphan (what the garbage collector would)."""
+    sets = {
+        str(f["name"]): f for f in owned_by(p, existing).values() if f.get("kind") == "StatefulSet"
+    }
+    ready: dict[str, int] = {}
+    out: dict[str, str] = {}
+    for facts in pods:
+        uid = str(facts.get("controller") or "")
+        if facts.get("ready") and not facts.get("deleting"):
+            ready[uid] = ready.get(uid, 0) + 1
+        name = str(facts.get("name") or "")
+        owner = sets.get(name.rsplit("-", 1)[0])
+        if (
+            owner is not None
+            and uid
+            and uid != owner["uid"]
+            and facts.get("controllerRef") == f"StatefulSet/{owner['name']}"
+            and not facts.get("deleting")
+        ):
+            out[f"Pod/{name}"] = (
+                f"controlled by StatefulSet {owner['name']} uid {uid}, which is gone (the set of "
+                f"that name is uid {owner['uid']})"
+            )
+    for name, facts in sets.items():
+        status = facts.get("status") or {}
+        generation = int(facts.get("generation") or 0)
+        observed = int(status.get("observedGeneration") or 0)
+        shown = int(status.get("readyReplicas") or 0)
+        seen = ready.get(str(facts.get("uid") or ""), 0)
+        if observed < generation:
+            out[f"StatefulSet/{name}"] = (
+                f"status.observedGeneration {observed} is behind generation {generation}"
+            )
+        elif shown < seen:
+            out[f"StatefulSet/{name}"] = (
+                f"status.readyReplicas {shown} but {seen} of its pods are Ready"
+            )
+    return dict(sorted(out.items()))
+
+
+def resynced(manifest: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """``manifest`` (the live spec, as the spec-hash says) with the resync annotation counted up
+    from the live one: an update that changes no spec (no new generation) but is an event."""
+    live = str((current.get("annotations") or {}).get(RESYNC_ANNOTATION) or "0")
+    count = int(live) + 1 if live.isdigit() else 1
+    meta = manifest["metadata"]
+    return {
+        **manifest,
+        "metadata": {
+            **meta,
+            "annotations": {**meta.get("annotations", {}), RESYNC_ANNOTATION: str(count)},
+        },
+    }
 
 
 def drifted(current: Mapping[str, Any], manifest: Mapping[str, Any]) -> bool:

@@ -50,6 +50,7 @@ def pod_facts(body: Mapping[str, Any]) -> dict[str, Any]:
         "phase": status.get("phase") or "Pending",
         "owner": labels.get(pods.OWNER_LABEL, ""),
         "controller": pipeline.controller_uid(meta),  # rollouts delete only their sets' pods
+        "controllerRef": pipeline.controller_ref(meta),  # Kind/name (a pod left by a gone set)
         "shard": labels.get("greenshard.io/shard", ""),
         "podIndex": labels.get(POD_INDEX_LABEL, ""),
         "revision": labels.get(REVISION_LABEL, ""),
