@@ -83,7 +83,7 @@ def test_before_and_after_gpu_fallback_and_the_xy_ansatz_in_one_run(
         ("numpy", "onehot", "after"),
     }
     before, after = got["qsim", "binary", "before"], got["qsim", "binary", "after"]
-    assert (before["fusedGateSize"], after["fusedGateSize"]) == (3, 2)
+    assert (before["fusedGateSize"], after["fusedGateSize"]) == (3, 3)
     assert before["hugepageMalloc"] is False
     assert after["hugepageMalloc"] is True
     assert before["probabilityOfOptimum"] == pytest.approx(after["probabilityOfOptimum"], rel=1e-4)
@@ -103,7 +103,7 @@ def test_before_and_after_gpu_fallback_and_the_xy_ansatz_in_one_run(
     table = capsys.readouterr().out
     assert "qsim-gpu->qsim" in table
     assert "note: backend qsim-gpu asked for" in table
-    assert "before (f3,4k)" in table and "after (f2,hp)" in table
+    assert "before (f3,4k)" in table and "after (f3,hp)" in table
     assert "PASSES" in table and "PEAK B/AMP" in table
     assert "INITIALPHASE" in table
 

@@ -34,10 +34,13 @@ from threadpoolctl import ThreadpoolController
 
 BACKENDS = ("qsim", "qsim-gpu", "cirq")
 #: qsim fuses the mixer's single-qubit gates into gates of this many qubits; each fused gate is one
-#: sweep over the state. Measured at 24 qubits (one CPU thread, passes of a numpy copy): 0.7 passes
-#: a gate at sizes 1 and 2, 1.4 at 3, 2.7 at 4 (dense 2^k x 2^k products): 2 sweeps half as often
-#: as 1 for the same cost, 3 and up are bound by arithmetic.
-DEFAULT_FUSED_GATE_SIZE = 2
+#: sweep over the state, and a larger one more arithmetic per amplitude. Whole p=3 evaluations,
+#: passes of a numpy copy, fusion 2 / 3 / 4 in one ``greenshard bench --paths
+#: after-f2,after-f3,after-f4`` run (2026-12-07, 2 cores): 22.7 / 17.4 / 21.1 at 24 qubits,
+#: 53.0 / 37.3 / 38.1 at 26, 49.9 / 42.6 / 45.3 at 28; on one thread 37.3 / 31.0 at 24 and
+#: 75.9 / 66.0 at 26. (A single gate alone measured 0.7 passes at sizes 1 and 2 and 1.4 at 3, which
+#: had made 2 the default; in an evaluation the fewer sweeps of 3 win.)
+DEFAULT_FUSED_GATE_SIZE = 3
 ComplexArray = npt.NDArray[np.complex64]
 log = structlog.get_logger(__name__)
 
