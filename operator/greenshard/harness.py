@@ -165,8 +165,8 @@ def feasible_instances(
 ANSATZE = ("binary", "onehot")
 #: ``path`` of :func:`time_evaluation`: ``after`` is the default configuration; ``before`` the one
 #: it replaced (malloc without huge pages; fused gates of 3 qubits, as the default is again), kept
-#: so that one bench run can time both on the same machine; ``after-fN`` is ``after`` with qsim fusing gates of up to N
-#: qubits (the measurement that picks the default fusion size).
+#: so that one bench run can time both on the same machine; ``after-fN`` is ``after`` with qsim
+#: fusing gates of up to N qubits (the measurement that picks the default fusion size).
 FUSION_PATHS = tuple(f"after-f{n}" for n in range(1, 5))
 PATHS = ("before", "after", *FUSION_PATHS)
 BEFORE_FUSED_GATE_SIZE = 3
