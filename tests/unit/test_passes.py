@@ -154,22 +154,23 @@ def test_unknown_backend_names_the_choices() -> None:
 
 @pytest.mark.parametrize(("qubits", "seed"), [(10, 41), (12, 42), (14, 43), (15, 44)])
 def test_the_faster_configuration_prepares_the_same_state(qubits: int, seed: int) -> None:
-    """Fusing 2-qubit gates (now) vs 3 (before) vs cirq.Simulator: amplitudes to 1e-5, energy
-    (float32 sums of ~30) to 1e-5 relative."""
+    """The default (fused gates of up to 3 qubits) vs every other fusion size vs
+    cirq.Simulator: amplitudes to 1e-5, energy (float32 sums of ~30) to 1e-5 relative."""
     ham = hamiltonian.CostHamiltonian(instances.synthetic_problem(qubits, seed))
     gammas, betas = linear_ramp(3, 0.3, 0.1)
+    configurations = {
+        "after": backends.BackendOptions("qsim", 1),
+        **{f"f{n}": backends.BackendOptions("qsim", 1, n) for n in (1, 2, 4)},
+        "cirq": backends.BackendOptions("cirq"),
+    }
     engines = {
         name: QAOAEngine(ham, 3, backends.Backend(options), "diagonal")
-        for name, options in {
-            "after": backends.BackendOptions("qsim", 1),
-            "before": backends.BackendOptions("qsim", 1, harness.BEFORE_FUSED_GATE_SIZE),
-            "cirq": backends.BackendOptions("cirq"),
-        }.items()
+        for name, options in configurations.items()
     }
-    assert engines["after"].backend.options.max_fused_gate_size == 2
+    assert engines["after"].backend.options.max_fused_gate_size == 3
     states = {name: e.state(gammas, betas) for name, e in engines.items()}
     energies = {name: engines[name].expectation(s) for name, s in states.items()}
-    for name in ("before", "cirq"):
+    for name in ("f1", "f2", "f4", "cirq"):
         assert np.abs(states["after"] - states[name]).max() <= 1e-5
         assert energies["after"] == pytest.approx(energies[name], rel=1e-5)
     assert np.abs(states["after"]).max() > 0.5 * 2 ** (-qubits / 2)  # not a zero state
