@@ -480,6 +480,20 @@ def test_a_deleted_deployment_frees_its_gpus_at_once_when_its_last_pod_goes(
     assert controller.departing == {}
 
 
+def settled(controller: ctl.Controller, api: FakeApi) -> int:
+    """Plan, apply, every StatefulSet available, a pass more: the writes so far."""
+    run(controller)
+    api.make_available()
+    run(controller)
+    return len(api.writes)
+
+
+def set_facts(name: str, uid: str, generation: int, **status: int) -> dict[str, dict[str, Any]]:
+    """A StatefulSet of llama's, as the index holds it."""
+    facts = {"kind": "StatefulSet", "name": name, "uid": uid, "owner": "u-1"}
+    return {f"StatefulSet/{name}": {**facts, "generation": generation, "status": status}}
+
+
 def test_a_statefulset_whose_status_stopped_following_is_nudged_with_backoff(
     world: tuple[ctl.Controller, FakeApi, Clock],
 ) -> None:
@@ -488,10 +502,7 @@ def test_a_statefulset_whose_status_stopped_following_is_nudged_with_backoff(
     spec) once the lag has lasted a minute, then twice as long each time, and never when the
     status is current."""
     controller, api, clock = world
-    run(controller)
-    api.make_available()
-    run(controller)
-    before = len(api.writes)
+    before = settled(controller, api)
     stuck = api.caches.shards[KEY]["StatefulSet/llama-shard-3"]
     stuck["generation"] += 1  # e.g. a replica change the controller never observed
 
@@ -532,16 +543,7 @@ def test_a_statefulset_whose_status_stopped_following_is_nudged_with_backoff(
 def test_a_status_that_undercounts_ready_pods_is_stale() -> None:
     p = pipeline.Pipeline(name="llama", namespace="ml", uid="u-1", stages=(), replicas=2)
     name = "llama-shard-0"
-    live = {
-        f"StatefulSet/{name}": {
-            "kind": "StatefulSet",
-            "name": name,
-            "uid": "set-0",
-            "owner": "u-1",
-            "generation": 4,
-            "status": {"observedGeneration": 4, "readyReplicas": 1},
-        }
-    }
+    live = set_facts(name, "set-0", 4, observedGeneration=4, readyReplicas=1)
     pod = {"name": f"{name}-0", "controller": "set-0", "ready": True, "deleting": False}
     pod["controllerRef"] = f"StatefulSet/{name}"
     assert shardsets.stale_objects(p, live, [pod]) == {}
@@ -561,16 +563,7 @@ def test_a_pod_left_by_a_gone_statefulset_is_an_orphan_only_then() -> None:
     uid (the set was deleted and created again; the garbage collector has not yet taken it)."""
     p = pipeline.Pipeline(name="llama", namespace="ml", uid="u-1", stages=(), replicas=1)
     name = "llama-shard-6"
-    live = {
-        f"StatefulSet/{name}": {
-            "kind": "StatefulSet",
-            "name": name,
-            "uid": "new",
-            "owner": "u-1",
-            "generation": 1,
-            "status": {"observedGeneration": 1},
-        }
-    }
+    live = set_facts(name, "new", 1, observedGeneration=1)
     left = {"name": f"{name}-0", "controller": "old", "controllerRef": f"StatefulSet/{name}"}
     assert shardsets.stale_objects(p, live, [left]) == {
         f"Pod/{name}-0": f"controlled by StatefulSet {name} uid old, which is gone (the set of "
@@ -592,10 +585,7 @@ def test_a_pod_left_by_a_gone_statefulset_is_deleted_after_a_minute(
     """kube-controller-manager's garbage collector may back off for minutes after API server
     restarts; the pod blocks the new set ("already exists"). Deleted once, after 60 s."""
     controller, api, clock = world
-    run(controller)
-    api.make_available()
-    run(controller)
-    before = len(api.writes)
+    before = settled(controller, api)
     sts = api.caches.shards[KEY]["StatefulSet/llama-shard-2"]
     left = {
         "namespace": "ml",

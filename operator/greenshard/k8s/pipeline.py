@@ -150,20 +150,24 @@ def owner_reference(p: Pipeline) -> dict[str, Any]:
     }
 
 
-def controller_uid(meta: Mapping[str, Any]) -> str:
-    """The uid of an object's controller ownerReference ('' when nothing controls it)."""
+def _controller(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """An object's controller ownerReference (None when nothing controls it)."""
     for ref in meta.get("ownerReferences") or []:
         if isinstance(ref, Mapping) and ref.get("controller"):
-            return str(ref.get("uid") or "")
-    return ""
+            return ref
+    return None
+
+
+def controller_uid(meta: Mapping[str, Any]) -> str:
+    """The uid of an object's controller ownerReference ('' when nothing controls it)."""
+    ref = _controller(meta)
+    return "" if ref is None else str(ref.get("uid") or "")
 
 
 def controller_ref(meta: Mapping[str, Any]) -> str:
     """``Kind/name`` of an object's controller ownerReference ('' when nothing controls it)."""
-    for ref in meta.get("ownerReferences") or []:
-        if isinstance(ref, Mapping) and ref.get("controller"):
-            return f"{ref.get('kind') or ''}/{ref.get('name') or ''}"
-    return ""
+    ref = _controller(meta)
+    return "" if ref is None else f"{ref.get('kind') or ''}/{ref.get('name') or ''}"
 
 
 def spec_hash(manifest: Mapping[str, Any]) -> str:

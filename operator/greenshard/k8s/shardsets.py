@@ -308,7 +308,7 @@ def stale_objects(
     A lag of seconds is normal; one that lasts means the controller stopped looking: kube-
     controller-manager's controllers retry a failed sync with a per-object backoff that doubles
     up to 1000 s (client-go's default controller rate limiter), so after a few API server
-    restarts in a row a set or an orphan may wait over 16 minutes with nothing changing. The
+    restarts in a row a set or an orphan may wait up to 16.7 minutes with nothing changing. The
     caller acts once a lag has lasted: it touches the set (an update queues it in the
     StatefulSet controller at once) or deletes the orphan (what the garbage collector would)."""
     sets = {
