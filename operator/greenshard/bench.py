@@ -18,9 +18,14 @@ the first feasible seed from ``--seed`` on) and depth p:
   alternating workers of the same run. ``--profile`` splits one binary evaluation into its stages,
   in passes. ``qsim-gpu`` runs qsim's CUDA build where there is one, and says so where there is
   not (the PyPI wheel is CPU-only: it runs on the CPU).
-* ``solve`` rows (``--solve``, up to ``--solve-max-qubits``): the default QAOA solve and the
-  classical solvers (brute force, MILP, genetic, anneal) on the same instance, each with its
-  seconds to an answer verified against the exact optimum, and the gap.
+* ``solve`` rows (``--solve``, up to ``--solve-max-qubits``): a QAOA solve per ansatz of
+  ``--qaoa-ansatz`` (default the operator's, threshold; each with the CRD's defaults for it) and
+  the classical solvers (brute force, MILP, genetic, anneal) on the same instance, each with its
+  seconds to an answer verified against the exact optimum, and the gap. A QAOA row also has
+  P(opt) from its state, that over uniform sampling of all states and of the feasible
+  placements, TTS99 in shots, and the controls at its shot budget
+  (:mod:`greenshard.solvers.controls`: uniform random sampling, random-restart local search,
+  genetic, anneal, each given as many cost evaluations as QAOA took shots).
 
 Every configuration runs in a spawned worker process: its peak resident memory is the kernel's
 high-water mark, reset before each configuration where Linux allows it (else a fresh worker runs
@@ -30,6 +35,7 @@ each configuration and ``ru_maxrss`` is read). Heavy imports (cirq, qsim) happen
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -40,7 +46,8 @@ from typing import Any
 from greenshard import harness, memory
 from greenshard.harness import BRUTE_FORCE_QUBITS, SEED_TRIES
 from greenshard.solvers.qaoa.sampling import optimal_indices, probability_of_indices
-from greenshard.solvers.registry import SolverConfig
+from greenshard.solvers.registry import ANSATZE as SOLVE_ANSATZE
+from greenshard.solvers.registry import DEFAULT_ANSATZ, SolverConfig
 
 DEFAULT_QUBITS = "12,16,20,22,24"
 BACKENDS = ("qsim", "cirq", "qsim-gpu")
@@ -63,7 +70,7 @@ class Task:
     repeat: int = 3
     threads: int = 0
     fresh_worker: bool = False
-    ansatz: str = "binary"  # evaluation: binary | onehot
+    ansatz: str = "binary"  # evaluation: binary | onehot; qaoa solve: threshold | onehot | binary
     path: str = "after"  # evaluation: after (current) | before (the configuration it replaced)
     profile: bool = False  # evaluation: also time each stage of one evaluation
 
@@ -194,6 +201,13 @@ def add_parser(subparsers: Any) -> None:
         help=f"with --solve (default {','.join(SOLVERS)})",
     )
     p.add_argument(
+        "--qaoa-ansatz",
+        type=_name_list(SOLVE_ANSATZE),
+        default=[DEFAULT_ANSATZ],
+        help=f"with --solve: the QAOA ansatze solved, each with the CRD's defaults for it "
+        f"(comma-separated: {','.join(SOLVE_ANSATZE)}; default {DEFAULT_ANSATZ}, the operator's)",
+    )
+    p.add_argument(
         "--solve-max-qubits",
         type=_count("--solve-max-qubits", 2, MAX_QUBITS),
         default=20,
@@ -268,9 +282,11 @@ def plan_tasks(args: argparse.Namespace) -> tuple[list[Task], list[str]]:
                     solver=solver,
                     threads=args.threads,
                     fresh_worker=fresh,
+                    ansatz=ansatz,
                 )
                 for solver in args.solvers
                 if solver != "bruteforce" or n <= BRUTE_FORCE_QUBITS
+                for ansatz in (args.qaoa_ansatz if solver == "qaoa" else ["-"])
             ]
     if args.solve and "bruteforce" in args.solvers and max(args.qubits) > BRUTE_FORCE_QUBITS:
         notes.append(f"brute force runs up to {BRUTE_FORCE_QUBITS} qubits (2^n placements)")
@@ -325,6 +341,8 @@ def _identity(task: Task) -> dict[str, Any]:
     }
     if task.kind == "evaluation":
         row.update(ansatz=task.ansatz, path=task.path)
+    elif task.solver == "qaoa":
+        row.update(ansatz=task.ansatz)
     return row
 
 
@@ -383,13 +401,14 @@ def _evaluation(task: Task) -> dict[str, Any]:
 
 def _solve(task: Task) -> dict[str, Any]:
     seed, problem, _ = _instance(task.qubits, task.seed)
-    solution, seconds = harness.timed_solve(
-        problem,
-        # the benchmark measures every size it is asked for: no qubit bound
-        SolverConfig(
-            algorithm=task.solver, seed=seed, threads=task.threads, max_qubits=task.qubits
-        ),
+    # the benchmark measures every size it is asked for: no qubit bound; otherwise the CRD's
+    # defaults (for QAOA, those of the ansatz named)
+    config = SolverConfig(
+        algorithm=task.solver, seed=seed, threads=task.threads, max_qubits=task.qubits
     )
+    if task.solver == "qaoa":
+        config = dataclasses.replace(config, ansatz=task.ansatz)
+    solution, seconds = harness.timed_solve(problem, config)
     row: dict[str, Any] = {
         "seed": seed,
         "depth": solution.depth,
@@ -414,7 +433,25 @@ def _solve(task: Task) -> dict[str, Any]:
     for key in keys:
         if key in solution.details:
             row[key] = solution.details[key]
+    if task.solver == "qaoa" and solution.optimum is not None:
+        row["controls"] = _controls(problem, int(solution.details["shots"]), seed, solution)
     return row
+
+
+def _controls(problem: Any, budget: int, seed: int, solution: Any) -> list[dict[str, Any]]:
+    """The classical controls at the QAOA solve's shot budget (one cost evaluation a shot)."""
+    from greenshard.solvers import controls  # noqa: PLC0415
+
+    return [
+        {
+            "name": c.name,
+            "budget": c.budget,
+            "evaluations": c.evaluations,
+            "gap": c.gap(solution.optimum),
+            "found": c.found,
+        }
+        for c in controls.at_budget(problem, budget, seed, solution.optimum)
+    ]
 
 
 # ------------------------------------------------------------------------------ peak memory
@@ -449,6 +486,15 @@ def _path(row: dict[str, Any]) -> str:
 
 def _mib(value: Any) -> str:
     return "-" if value is None else f"{value / 2**20:.0f} MiB"
+
+
+_CONTROL_HEADERS = ("UNIFORM", "LOCAL SEARCH", "GENETIC", "ANNEAL")
+
+
+def _control(c: dict[str, Any]) -> str:
+    if c["found"]:
+        return "found"
+    return "no feasible" if c["gap"] is None else f"gap {c['gap']:.3g}"
 
 
 def _grid(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
@@ -583,5 +629,26 @@ def render_table(rows: list[dict[str, Any]], notes: list[str], started: dict[str
                 for r in solves
             ],
         )
+        controlled = [r for r in solves if r.get("controls")]
+        if controlled:
+            lines += [
+                "",
+                "At the same budget: each QAOA solve's shots as cost evaluations for uniform "
+                "random sampling, random-restart local search, genetic and anneal (found: the "
+                "optimum; else the gap of the best feasible placement seen)",
+            ]
+            lines += _grid(
+                ("QUBITS", "ANSATZ", "SHOTS", "QAOA SAMPLED OPT", *_CONTROL_HEADERS),
+                [
+                    (
+                        str(r["qubits"]),
+                        r.get("ansatz", "-"),
+                        _fmt(r["controls"][0]["budget"]),
+                        _fmt(r.get("samplingFoundOptimum")),
+                        *(_control(c) for c in r["controls"]),
+                    )
+                    for r in controlled
+                ],
+            )
     lines += [f"note: {note}" for note in notes]
     return "\n".join(lines)

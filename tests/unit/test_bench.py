@@ -125,3 +125,35 @@ def test_fusion_paths_time_the_current_configuration_at_other_fusion_sizes(
     with pytest.raises(SystemExit) as exc:
         cli.main([*argv, "--paths", "after-f5"])
     assert exc.value.code == 2
+
+
+def test_solve_rows_per_ansatz_carry_their_figures_and_the_controls_at_their_shots(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["bench", "--qubits", "12", "--backends", "qsim", "--repeat", "1", "--solve"]
+    args += ["--qaoa-ansatz", "threshold,onehot,binary", "--solvers", "qaoa,bruteforce"]
+    assert cli.main([*args, "-o", "json"]) == 0
+    rows = [r for r in json.loads(capsys.readouterr().out) if r["kind"] == "solve"]
+    qaoa = {r["ansatz"]: r for r in rows if r["solver"] == "qaoa"}
+    assert set(qaoa) == {"threshold-grover", "onehot-xy-complete", "binary-x"}
+    (brute,) = [r for r in rows if r["solver"] == "bruteforce"]
+    assert brute["gap"] == 0.0 and "controls" not in brute
+    for name, row in qaoa.items():
+        assert 0 < row["probabilityOfOptimum"] <= 1, name
+        assert row["tts99Shots"] >= 1, name
+        assert row["feasibleSetRatio"] <= row["uniformRatio"], name
+        assert [c["name"] for c in row["controls"]] == [
+            "uniform",
+            "local-search",
+            "genetic",
+            "anneal",
+        ]
+        for c in row["controls"]:
+            assert c["budget"] == row["shots"] == 2048
+            assert 0 < c["evaluations"] <= c["budget"]
+            assert c["found"] == (c["gap"] == 0.0)
+    assert cli.main(args) == 0
+    table = capsys.readouterr().out
+    assert "UNIFORM  LOCAL SEARCH  GENETIC  ANNEAL" in table
+    lines = [line.split() for line in table.splitlines()]
+    assert ["12", "threshold-grover", "2048", "yes"] in [line[:4] for line in lines]

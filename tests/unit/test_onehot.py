@@ -10,7 +10,7 @@ import pytest
 from factories import random_problem
 from greenshard import instances, model, planner, subspace
 from greenshard.errors import InfeasibleError
-from greenshard.solvers import exact, onehot
+from greenshard.solvers import base, exact, onehot
 
 
 @pytest.mark.parametrize("mixer", onehot.MIXERS)
@@ -200,8 +200,8 @@ def test_infeasible_problem_raises_the_exact_solvers_error() -> None:
 
 
 def test_tts99() -> None:
-    assert onehot.tts99(0.0) == math.inf
-    assert onehot.tts99(0.995) == 1.0
+    assert base.tts99(0.0) == math.inf
+    assert base.tts99(0.995) == 1.0
     p = 0.01
-    shots = onehot.tts99(p)
+    shots = base.tts99(p)
     assert 1 - (1 - p) ** shots == pytest.approx(0.99)

@@ -41,8 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from greenshard import hamiltonian, instances, memory, planner, subspace
-from greenshard.solvers import classical, local_search, onehot, threshold
+from greenshard import instances, memory, planner, subspace
+from greenshard.solvers import base, onehot, threshold
+from greenshard.solvers import controls as controls_
 
 POOLS = (3, 4, 5)
 SHARDS = 8
@@ -80,7 +81,7 @@ def run_instance(
     if shots:
         samples = onehot.sample(state, shots, np.random.default_rng(seed))
         row["sampledOptimum"] = bool(np.isin(samples, stats.optimal).any())
-        row["tts99Shots"] = onehot.tts99(p_opt)
+        row["tts99Shots"] = base.tts99(p_opt)
     return row
 
 
@@ -224,43 +225,19 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def classical_controls(space: subspace.PlacementSpace, budget: int, seed: int) -> dict[str, bool]:
-    """Whether each classical control, given ``budget`` evaluations of the cost (the shots QAOA
-    gets), reaches an optimal placement: uniform random sampling, random-restart steepest
-    descent (single-shard moves), the genetic algorithm and simulated annealing."""
-    problem = space.problem
-    rng = np.random.default_rng(seed)
-    optimal = space.stats.optimal
-    uniform = bool(np.isin(rng.integers(0, space.size, budget), optimal).any())
-    penalty = hamiltonian.CostHamiltonian(problem).penalty
-    used, found = 0, False
-    s_count, k_count = problem.num_shards, problem.num_pools
-    while used < budget and not found:
-        current = rng.integers(0, k_count, s_count).astype(np.int64)
-        score = float(local_search.placement_scores(problem, current[None, :], penalty)[0])
-        used += 1
-        while used < budget:
-            moves = np.repeat(current[None, :], s_count * (k_count - 1), axis=0)
-            row = 0
-            for s in range(s_count):
-                for k in range(k_count):
-                    if k != current[s]:
-                        moves[row, s] = k
-                        row += 1
-            scores = local_search.placement_scores(problem, moves, penalty)
-            used += len(moves)
-            best = int(np.argmin(scores))
-            if scores[best] >= score:
-                break
-            current, score = moves[best], float(scores[best])
-        found = space.index(current.tolist()) in set(optimal.tolist())
-    genetic = classical.GeneticSolver(seed=seed, population=32, generations=max(1, budget // 32))
-    anneal = classical.AnnealSolver(seed=seed, restarts=4, sweeps=max(1, budget // (4 * s_count)))
-    return {
-        "uniformFound": uniform,
-        "localSearchFound": found,
-        "geneticFound": planner.verify(problem, genetic.solve(problem)).gap == 0.0,
-        "annealFound": planner.verify(problem, anneal.solve(problem)).gap == 0.0,
-    }
+    """Whether each classical control (:mod:`greenshard.solvers.controls`: uniform sampling,
+    random-restart local search, genetic, anneal), given ``budget`` cost evaluations, reaches an
+    optimal placement."""
+    runs = controls_.at_budget(space.problem, budget, seed, space.stats.least)
+    return {KEYS[c.name]: c.found for c in runs}
+
+
+KEYS = {
+    "uniform": "uniformFound",
+    "local-search": "localSearchFound",
+    "genetic": "geneticFound",
+    "anneal": "annealFound",
+}
 
 
 def controls(args: argparse.Namespace) -> dict[str, Any]:
@@ -282,8 +259,7 @@ def controls(args: argparse.Namespace) -> dict[str, Any]:
         row["seconds"] = time.perf_counter() - start
         print(json.dumps(row), flush=True)
         rows.append(row)
-    keys = ("uniformFound", "localSearchFound", "geneticFound", "annealFound")
-    summary = {"instances": len(rows), **{k: sum(bool(r[k]) for r in rows) for k in keys}}
+    summary = {"instances": len(rows), **{k: sum(bool(r[k]) for r in rows) for k in KEYS.values()}}
     print(json.dumps({"summary": summary}), flush=True)
     return summary
 

@@ -9,6 +9,7 @@ a :class:`Solution`, proven against itself.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -118,3 +119,12 @@ def make_solution(
         solver=solver,
         **stats,
     )
+
+
+def tts99(p: float) -> float:
+    """Shots until an optimal sample with probability 0.99: log(0.01) / log(1 - p)."""
+    if p >= 0.99:
+        return 1.0
+    if p <= 0:
+        return math.inf
+    return math.log(0.01) / math.log1p(-p)

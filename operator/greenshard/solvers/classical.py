@@ -112,6 +112,7 @@ class AnnealSolver:
     seed: int = 0
     sweeps: int = 300
     restarts: int = 4
+    polish: bool = True  # a local search from the best placement seen (evaluations uncounted)
     name: str = "anneal"
 
     def solve(self, problem: model.Problem) -> base.Answer:
@@ -148,7 +149,8 @@ class AnnealSolver:
                     if best is None or e < best_e or (model.is_tie(e, best_e) and candidate < best):
                         best, best_e = candidate, e
         assert best is not None
-        best = local_search.local_search(problem, best)
+        if self.polish:
+            best = local_search.local_search(problem, best)
         return _finish(
             best,
             "anneal",

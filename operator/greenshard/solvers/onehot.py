@@ -485,7 +485,7 @@ class OneHotQAOASolver:
             "feasiblePlacements": stats.count,
             "uniformRatio": p_opt / (optimal / space.size),
             "feasibleSetRatio": p_opt / (optimal / stats.count),
-            "tts99Shots": tts99(p_opt) if p_opt > 0 else None,
+            "tts99Shots": base.tts99(p_opt) if p_opt > 0 else None,
             "expectation": sim.expectation(state) * sim.scale + sim.offset,
             "penalty": sim.penalty,
             "costUnit": sim.scale,
@@ -526,12 +526,3 @@ def best_sample(
     low = float(emissions.min())
     tied = unique[emissions <= low + model.TIE_RTOL * max(abs(low), 1e-300)]
     return space.placement(int(tied.min()))
-
-
-def tts99(p: float) -> float:
-    """Shots until an optimal sample with probability 0.99: log(0.01) / log(1 - p)."""
-    if p >= 0.99:
-        return 1.0
-    if p <= 0:
-        return math.inf
-    return math.log(0.01) / math.log1p(-p)

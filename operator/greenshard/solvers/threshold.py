@@ -322,7 +322,7 @@ class ThresholdQAOASolver:
             "finalMarkedShots": final_hits,
             "uniformRatio": p_opt / (optimal / size),
             "feasibleSetRatio": p_opt / (optimal / stats.count),
-            "tts99Shots": onehot.tts99(p_opt) if p_opt > 0 else None,
+            "tts99Shots": base.tts99(p_opt) if p_opt > 0 else None,
             "oracleQueries": details["oracleQueries"] + layers * max(shots_left, 0),
             "evolveSeconds": evolve_seconds,
             "sampledFeasible": True,

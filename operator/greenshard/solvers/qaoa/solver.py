@@ -57,6 +57,7 @@ class StateFigures:
             "samplingFoundOptimum": self.sampled is not None
             and ties(self.problem, self.sampled, optimum),
             "uniformRatio": p_opt * 2**self.ham.num_qubits / max(1, optimal.size),
+            "tts99Shots": base.tts99(p_opt) if p_opt > 0 else None,
         }
         if self.feasible is not None:
             figures["feasibleSetRatio"] = p_opt * self.feasible / max(1, optimal.size)
