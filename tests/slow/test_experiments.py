@@ -78,6 +78,39 @@ def test_static_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert [int(r[0]) for r in evaluations] == [6, 8, 10, 12, 14, 16]
     assert all(float(r[1]) > 0 for r in evaluations)
 
+    # per instance and ansatz: the state's figures, and the controls at the same shots
+    per = table_rows(report, "## Per instance and ansatz, beside the controls")
+    assert {(r[0], r[3]) for r in per} == {
+        (n, a)
+        for n in ("6", "8")
+        for a in ("qaoa p=100 (default ramp)", "qaoa onehot XY", "qaoa threshold (default)")
+    }
+    for row in per:
+        p_opt, ratio_all, ratio_feasible, tts99 = (float(c) for c in row[4:8])
+        assert 0 < p_opt <= 1 and ratio_feasible <= ratio_all and tts99 >= 1, row
+        assert row[9] == "2048", row
+        for cell in row[10:14]:
+            assert cell == "found" or cell.startswith("gap ") or cell == "no feasible", row
+    threshold = [r for r in per if r[3] == "qaoa threshold (default)"]
+    assert all(float(r[4]) >= 0.96 and r[8] == "found" for r in threshold)
+    assert "Where QAOA loses: in " in report
+
+    # the wall in the preprint's unit: shards over 5 pools, solved by QAOA sampling
+    wall = table_rows(report, "## The wall in the preprint's unit")
+    assert {(r[0], r[1]) for r in wall} == {
+        ("threshold", "4"),
+        ("threshold", "5"),
+        ("threshold", "6"),
+        ("onehot", "4"),
+        ("onehot", "5"),
+    }
+    for row in wall:
+        assert row[2] == "5" and int(row[3]) == 5 ** int(row[1]), row
+        assert row[4] == "qaoa-sample" and float(row[5]) == 0.0, row
+        assert float(row[12]) > 0
+    preprint = table_rows(report, "## Against the preprint")
+    assert "threshold: N = 6 shards x 5 pools solved by QAOA sampling" in preprint[1][2]
+
 
 def test_dynamic_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = run_experiment("dynamic", tmp_path, capsys)
