@@ -83,7 +83,7 @@ def test_static_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert {(r[0], r[3]) for r in per} == {
         (n, a)
         for n in ("6", "8")
-        for a in ("qaoa p=100 (default ramp)", "qaoa onehot XY", "qaoa threshold (default)")
+        for a in ("qaoa binary p=300 (CRD defaults)", "qaoa onehot XY", "qaoa threshold (default)")
     }
     for row in per:
         p_opt, ratio_all, ratio_feasible, tts99 = (float(c) for c in row[4:8])
@@ -109,7 +109,7 @@ def test_static_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         assert row[4] == "qaoa-sample" and float(row[5]) == 0.0, row
         assert float(row[12]) > 0
     preprint = table_rows(report, "## Against the preprint")
-    assert "threshold: N = 6 shards x 5 pools solved by QAOA sampling" in preprint[1][2]
+    assert "threshold: N = 6 shards x 5 pools solved exactly by QAOA sampling" in preprint[1][2]
 
 
 def test_dynamic_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

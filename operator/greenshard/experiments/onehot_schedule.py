@@ -2,8 +2,8 @@
 
     python -m greenshard.experiments.onehot_schedule fit --depth 100 --mixer complete \
         --gammas 1,1.5,2,3 --betas 0.1,0.2,0.3 --penalties 1 --seeds 3
-    python -m greenshard.experiments.onehot_schedule validate --depth 100 --mixer complete \
-        --gamma 2 --beta 0.2 --penalty 1 --seeds 12 --shots 2048
+    python -m greenshard.experiments.onehot_schedule validate --ansatz onehot --depth 100 \
+        --mixer complete --gamma 2 --beta 0.2 --penalty 1 --seeds 12 --shots 2048
 
 The ramp is ``gamma_j = (j + 1/2)/p * gamma``, ``beta_j = -(1 - (j + 1/2)/p) * beta`` in the
 normalised unit of :mod:`greenshard.solvers.onehot` (feasible costs in [0, 1]). ``fit`` uses
@@ -44,6 +44,7 @@ import numpy as np
 from greenshard import instances, memory, planner, subspace
 from greenshard.solvers import base, onehot, threshold
 from greenshard.solvers import controls as controls_
+from greenshard.solvers.registry import DEFAULT_ANSATZ
 
 POOLS = (3, 4, 5)
 SHARDS = 8
@@ -352,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     val.add_argument("--beta", type=float, default=onehot.DEFAULT_RAMP_BETA)
     val.add_argument("--penalty", type=float, default=onehot.DEFAULT_PENALTY)
     val.add_argument("--shots", type=int, default=onehot.DEFAULT_SHOTS)
-    val.add_argument("--ansatz", choices=("threshold", "onehot"), default="onehot")
+    val.add_argument("--ansatz", choices=("threshold", "onehot"), default=DEFAULT_ANSATZ)
     val.add_argument("--delta", type=float, default=threshold.DEFAULT_DELTA)
     val.add_argument("--round-shots", type=int, default=threshold.DEFAULT_ROUND_SHOTS)
     ctl = sub.choices["controls"]
