@@ -314,18 +314,29 @@ def wall(args: argparse.Namespace) -> list[dict[str, Any]]:
     fresh process (its peak RSS is its own)."""
     rows = []
     for shards in range(args.min_shards, args.max_shards + 1):
-        command = [
-            sys.executable, "-m", "greenshard.experiments.onehot_schedule", "wall-one",
-            "--shards", str(shards), "--pools", str(args.pools), "--depth", str(args.depth),
-            "--shots", str(args.shots), "--seed", str(args.seed), "--ansatz", args.ansatz,
-        ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            print(json.dumps({"shards": shards, "error": done.stderr.strip()[-400:]}), flush=True)
+        row = wall_in_process(shards, args.pools, args.depth, args.shots, args.seed, args.ansatz)
+        print(json.dumps(row), flush=True)
+        if "error" in row:
             break
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(json.dumps(rows[-1]), flush=True)
+        rows.append(row)
     return rows
+
+
+def wall_in_process(
+    shards: int, pools: int, depth: int, shots: int, seed: int, ansatz: str
+) -> dict[str, Any]:
+    """``wall-one`` in a fresh interpreter (its peak memory is its own): its row, or
+    ``{"shards", "error"}`` with the end of its stderr."""
+    command = [
+        sys.executable, "-m", "greenshard.experiments.onehot_schedule", "wall-one",
+        "--shards", str(shards), "--pools", str(pools), "--depth", str(depth),
+        "--shots", str(shots), "--seed", str(seed), "--ansatz", ansatz,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"shards": shards, "error": done.stderr.strip()[-400:]}
+    row: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return row
 
 
 def _floats(text: str) -> list[float]:

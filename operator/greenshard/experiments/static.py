@@ -158,19 +158,13 @@ def _feasible_fraction(problem: Any) -> float:
 
 def _wall(task: Task) -> dict[str, Any]:
     """One size of the wall in the preprint's unit, in a fresh interpreter (its own peak)."""
-    import json  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    from greenshard.experiments import onehot_schedule  # noqa: PLC0415
+    from greenshard.solvers import onehot  # noqa: PLC0415
 
-    command = [
-        sys.executable, "-m", "greenshard.experiments.onehot_schedule", "wall-one",
-        "--shards", str(task.qubits), "--pools", str(task.pools), "--depth", str(task.depth),
-        "--seed", str(task.seed), "--ansatz", task.solver,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        return {"kind": "wall", "shards": task.qubits, "error": done.stderr.strip()[-300:]}
-    return {"kind": "wall", **json.loads(done.stdout.strip().splitlines()[-1])}
+    row = onehot_schedule.wall_in_process(
+        task.qubits, task.pools, task.depth, onehot.DEFAULT_SHOTS, task.seed, task.solver
+    )
+    return {"kind": "wall", **row}
 
 
 def _gap(problem: Any, placement: tuple[int, ...], optimum: float) -> float:
