@@ -43,8 +43,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from greenshard import harness, memory
+from greenshard import harness, memory, model
 from greenshard.harness import BRUTE_FORCE_QUBITS, SEED_TRIES
+from greenshard.solvers import controls
 from greenshard.solvers.qaoa.sampling import optimal_indices, probability_of_indices
 from greenshard.solvers.registry import ANSATZE as SOLVE_ANSATZE
 from greenshard.solvers.registry import DEFAULT_ANSATZ, SolverConfig
@@ -434,23 +435,23 @@ def _solve(task: Task) -> dict[str, Any]:
         if key in solution.details:
             row[key] = solution.details[key]
     if task.solver == "qaoa" and solution.optimum is not None:
-        row["controls"] = _controls(problem, int(solution.details["shots"]), seed, solution)
+        row["controls"] = _controls(problem, int(solution.details["shots"]), seed, solution.optimum)
     return row
 
 
-def _controls(problem: Any, budget: int, seed: int, solution: Any) -> list[dict[str, Any]]:
+def _controls(
+    problem: model.Problem, budget: int, seed: int, optimum: float
+) -> list[dict[str, Any]]:
     """The classical controls at the QAOA solve's shot budget (one cost evaluation a shot)."""
-    from greenshard.solvers import controls  # noqa: PLC0415
-
     return [
         {
             "name": c.name,
             "budget": c.budget,
             "evaluations": c.evaluations,
-            "gap": c.gap(solution.optimum),
+            "gap": c.gap(optimum),
             "found": c.found,
         }
-        for c in controls.at_budget(problem, budget, seed, solution.optimum)
+        for c in controls.at_budget(problem, budget, seed, optimum)
     ]
 
 

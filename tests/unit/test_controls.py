@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 import pytest
 
 from greenshard import instances, model, subspace
@@ -73,10 +72,9 @@ def test_a_budget_below_one_is_refused() -> None:
         controls.at_budget(problem, 0, HELD_OUT, 1.0)
 
 
-def test_uniform_sampling_draws_the_whole_budget_in_blocks() -> None:
-    """Above one block (65,536 draws) the best of all blocks is kept."""
+def test_uniform_sampling_spends_a_budget_larger_than_one_block() -> None:
+    """Draws come in blocks of 65,536; a budget beyond one is spent whole."""
     problem = instances.family_problem("heldout-spread-tight", 6, 3, HELD_OUT + 1)
     optimum = min(_feasible_emissions(problem))
     run = controls.at_budget(problem, 70_000, HELD_OUT, optimum)[0]
     assert run.name == "uniform" and run.evaluations == 70_000 and run.found
-    assert np.isfinite(run.best or np.nan)

@@ -225,20 +225,20 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def classical_controls(space: subspace.PlacementSpace, budget: int, seed: int) -> dict[str, bool]:
-    """Whether each classical control (:mod:`greenshard.solvers.controls`: uniform sampling,
-    random-restart local search, genetic, anneal), given ``budget`` cost evaluations, reaches an
-    optimal placement."""
-    runs = controls_.at_budget(space.problem, budget, seed, space.stats.least)
-    return {KEYS[c.name]: c.found for c in runs}
-
-
 KEYS = {
     "uniform": "uniformFound",
     "local-search": "localSearchFound",
     "genetic": "geneticFound",
     "anneal": "annealFound",
 }
+
+
+def classical_controls(space: subspace.PlacementSpace, budget: int, seed: int) -> dict[str, bool]:
+    """Whether each classical control (:mod:`greenshard.solvers.controls`: uniform sampling,
+    random-restart local search, genetic, anneal), given ``budget`` cost evaluations, reaches an
+    optimal placement."""
+    runs = controls_.at_budget(space.problem, budget, seed, space.stats.least)
+    return {KEYS[c.name]: c.found for c in runs}
 
 
 def controls(args: argparse.Namespace) -> dict[str, Any]:

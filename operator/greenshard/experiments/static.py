@@ -133,10 +133,10 @@ def _solve(task: Task) -> dict[str, Any]:
         )
         for key in ("ansatz", "uniformRatio", "feasibleSetRatio", "tts99Shots", "shots"):
             row[key] = details.get(key)
-        row["feasibleFraction"] = _feasible_fraction(problem)
         if default_configuration(task.solver, task.depth) and solution.optimum is not None:
             from greenshard.solvers import controls  # noqa: PLC0415
 
+            row["feasibleFraction"] = _feasible_fraction(problem)
             row["controls"] = {
                 c.name: c.gap(solution.optimum)
                 for c in controls.at_budget(problem, int(details["shots"]), seed, solution.optimum)
@@ -590,32 +590,25 @@ def _per_instance(doc: report.Report, solves: list[dict[str, Any]]) -> None:
             for r in rows
         ],
     )
-    losses = [
-        r
-        for r in rows
-        if r.get("sampledGap") != 0.0 and any(r["controls"][c] == 0.0 for c in CONTROL_NAMES)
-    ]
-    wins = [
-        r
-        for r in rows
-        if r.get("sampledGap") == 0.0 and all(r["controls"][c] != 0.0 for c in CONTROL_NAMES)
-    ]
-    sampled = sum(1 for r in rows if r.get("sampledGap") == 0.0)
-    matched = [
-        c for c in CONTROL_NAMES if sum(1 for r in rows if r["controls"][c] == 0.0) >= sampled
-    ]
+    found = {c: [r["controls"][c] == 0.0 for r in rows] for c in CONTROL_NAMES}
+    sampled = [r.get("sampledGap") == 0.0 for r in rows]
+    losses = sum(not q and any(f[i] for f in found.values()) for i, q in enumerate(sampled))
+    wins = sum(q and not any(f[i] for f in found.values()) for i, q in enumerate(sampled))
+    # a control that found the optimum wherever QAOA's samples did
+    matched = [c for c, f in found.items() if all(f[i] for i, q in enumerate(sampled) if q)]
+    tally = ", ".join(f"{c} {sum(f)}" for c, f in found.items())
     verdict = (
-        f" At this budget {_listed(matched)} found the optimum as often as QAOA's samples: "
-        "on these instances QAOA adds nothing over " + ("it." if len(matched) == 1 else "them.")
-        if matched
+        f" {_listed(matched).capitalize()} found the optimum on every instance where QAOA's "
+        "samples did: on these instances QAOA adds nothing over "
+        + ("it." if len(matched) == 1 else "them.")
+        if matched and rows
         else ""
     )
     doc.text(
-        f"Where QAOA loses: in {len(losses)} of {len(rows)} rows its samples missed the "
-        "optimum that at least one control found at the same budget; in "
-        f"{len(wins)} its samples held the optimum and no control found it. "
-        + _control_tally(rows)
-        + verdict
+        f"Where QAOA loses: in {losses} of {len(rows)} rows its samples missed the optimum that "
+        f"at least one control found at the same budget; in {wins} its samples held the optimum "
+        f"and no control found it. Optimum found, of {len(rows)}: QAOA's samples {sum(sampled)}; "
+        f"{tally}.{verdict}"
     )
 
 
@@ -624,14 +617,6 @@ CONTROL_NAMES = ("uniform", "local-search", "genetic", "anneal")
 
 def _listed(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _control_tally(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    parts = [f"{c} {sum(1 for r in rows if r['controls'][c] == 0.0)}" for c in CONTROL_NAMES]
-    sampled = sum(1 for r in rows if r.get("sampledGap") == 0.0)
-    return f"Optimum found, of {len(rows)}: QAOA's samples {sampled}; " + ", ".join(parts) + "."
 
 
 def _wall_section(doc: report.Report, config: StaticConfig, walls: list[dict[str, Any]]) -> None:

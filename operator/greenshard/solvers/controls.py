@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from greenshard import hamiltonian, model
 from greenshard.solvers import classical, local_search
@@ -65,12 +66,14 @@ def at_budget(problem: model.Problem, budget: int, seed: int, optimum: float) ->
 
 
 def _best_feasible(
-    problem: model.Problem, placements: np.ndarray, penalty: float
-) -> tuple[float | None, np.ndarray]:
-    scores = local_search.placement_scores(problem, placements, penalty)
-    feasible = model.violation_counts(problem, placements) == 0
-    best = float(scores[feasible].min()) if feasible.any() else None
-    return best, scores
+    problem: model.Problem, placements: npt.NDArray[np.int64], penalty: float
+) -> tuple[float | None, npt.NDArray[np.float64]]:
+    """The least emissions among the feasible rows (None: none), and every row's score
+    (emissions + penalty per violation, what the descent compares)."""
+    emissions, violations = local_search.placement_terms(problem, placements)
+    feasible = violations == 0
+    best = float(emissions[feasible].min()) if feasible.any() else None
+    return best, emissions + penalty * violations
 
 
 def _lower(a: float | None, b: float | None) -> float | None:
@@ -103,7 +106,7 @@ def _local_search(
         found, scores = _best_feasible(problem, current, penalty)
         best, score, used = _lower(best, found), float(scores[0]), used + 1
         while used < budget:
-            moves = _single_moves(current[0], k_count)[: budget - used]
+            moves = local_search.neighbours(current[0], k_count)[: budget - used]
             if not len(moves):
                 break
             found, scores = _best_feasible(problem, moves, penalty)
@@ -113,18 +116,6 @@ def _local_search(
                 break
             current, score = moves[i : i + 1], float(scores[i])
     return best, used
-
-
-def _single_moves(current: np.ndarray, pools: int) -> np.ndarray:
-    shards = current.size
-    moves = np.repeat(current[None, :], shards * (pools - 1), axis=0)
-    row = 0
-    for s in range(shards):
-        for k in range(pools):
-            if k != current[s]:
-                moves[row, s] = k
-                row += 1
-    return moves
 
 
 def _feasible_emissions(problem: model.Problem, placement: tuple[int, ...]) -> float | None:

@@ -24,7 +24,7 @@ def local_search(
     current = np.array([int(k) for k in start], dtype=np.int64)
     current_score = float(placement_scores(problem, current[None, :], penalty)[0])
     while True:
-        moves = _neighbours(current, problem.num_pools, pairs)
+        moves = neighbours(current, problem.num_pools, pairs)
         if moves.size == 0:
             return tuple(int(k) for k in current)
         scores = placement_scores(problem, moves, penalty)
@@ -42,14 +42,24 @@ def placement_scores(
     problem: model.Problem, placements: npt.NDArray[np.int64], penalty: float
 ) -> npt.NDArray[np.float64]:
     """Emissions + penalty * number of violations (packing, hop and latency limits) per row."""
+    emissions, violations = placement_terms(problem, placements)
+    return np.asarray(emissions + penalty * violations, dtype=np.float64)
+
+
+def placement_terms(
+    problem: model.Problem, placements: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """(emissions, number of violations) per row."""
     shards = placements.shape[1]
     emissions = problem.compute[np.arange(shards), placements].sum(axis=1)
     emissions += problem.link[placements[:, :-1], placements[:, 1:]].sum(axis=1)
     violations = model.violation_counts(problem, placements)
-    return np.asarray(emissions + penalty * violations, dtype=np.float64)
+    return np.asarray(emissions, dtype=np.float64), np.asarray(violations, dtype=np.int64)
 
 
-def _neighbours(current: npt.NDArray[np.int64], pools: int, pairs: bool) -> npt.NDArray[np.int64]:
+def neighbours(
+    current: npt.NDArray[np.int64], pools: int, pairs: bool = False
+) -> npt.NDArray[np.int64]:
     """Every placement that differs from current in one shard; with ``pairs`` also in two, or
     by a run of consecutive shards moved to one pool (placements are mostly runs)."""
     shards = current.size
